@@ -1,0 +1,87 @@
+"""Training: run train.py in a child process, stream its metric lines live, collect its results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.base import BaseAgent
+from orchestrator.context import JobContext
+from orchestrator.errors import TrainingError
+from orchestrator.events import TrainingMetric
+
+DEFAULT_TIMEOUT = 4 * 3600.0
+MAX_METRIC_ROWS = 5000
+
+
+def parse_metric_line(line: str) -> dict[str, Any] | None:
+    """``METRIC {json}`` → dict; anything else (or broken JSON) → None."""
+    if not line.startswith("METRIC "):
+        return None
+    try:
+        data = json.loads(line[len("METRIC "):])
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class TrainingAgent(BaseAgent):
+    stage = "training"
+
+    def _execute(self, context: JobContext) -> dict[str, Any]:
+        from tools.process import run_streaming
+
+        script = Path(context.training_script or "")
+        if not script.exists():
+            raise TrainingError(f"The training script {script} is missing; run the codegen stage again.")
+        out_dir = Path(context.job_dir) / "run" / "out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(script), "--data-dir", context.data_paths["dir"], "--out-dir", str(out_dir)]
+        resumed = (out_dir / "checkpoint.json").exists()
+        if resumed:
+            cmd.append("--resume")
+            self.log("continuing from the checkpoint in run/out")
+        budget = float(context.config.get("time_budget") or 0)
+        timeout = budget * 1.5 + 120 if budget else DEFAULT_TIMEOUT
+
+        metrics: list[dict[str, Any]] = []
+        model_started: dict[str, tuple[float, int]] = {}
+
+        def on_line(line: str) -> None:
+            data = parse_metric_line(line)
+            if data is None:
+                return
+            name = str(data.get("model", "model"))
+            epoch = int(data.get("epoch", 0))
+            total = int(data.get("total_epochs", 0) or 0)
+            now = time.monotonic()
+            start_time, start_epoch = model_started.setdefault(name, (now, epoch))
+            eta = None
+            if total and epoch > start_epoch:
+                eta = (now - start_time) / (epoch - start_epoch) * max(0, total - epoch)
+            values = {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and k not in ("epoch", "total_epochs")}
+            if len(metrics) < MAX_METRIC_ROWS:
+                metrics.append({"model": name, "epoch": epoch, "split": data.get("split", "val"), **values})
+            self.emit(TrainingMetric(model=name, epoch=epoch, total_epochs=total, split=str(data.get("split", "val")),
+                                     metrics=values, eta_seconds=eta))
+
+        result = run_streaming(cmd, cwd=script.parent, timeout=timeout, on_line=on_line)
+        if result.returncode != 0:
+            last = next((l for l in reversed(result.stderr_tail) if l.strip()), f"exit status {result.returncode}")
+            raise TrainingError(f"train.py failed: {last.strip()[:400]}")
+        metrics_file = out_dir / "metrics.json"
+        if not metrics_file.exists():
+            raise TrainingError("train.py finished without writing metrics.json; check its output in run/out.")
+        final = json.loads(metrics_file.read_text())
+        best = {"name": final["primary_metric"], "value": final["best_val"], "model": final["best_model"], "split": "val"}
+        summary = f"kept {final['best_model']}: val {final['primary_metric']} {final['best_val']:.4f}" + (" (resumed)" if resumed else "")
+        return {
+            "training_metrics": context.training_metrics + metrics,
+            "training_logs": result.stdout_tail[-50:] + result.stderr_tail[-50:],
+            "best_metric": best,
+            "artifacts": {"run_dir": str(out_dir), "weights": str(out_dir / "model.safetensors")},
+            "summary": summary,
+        }

@@ -1,0 +1,143 @@
+"""
+Quality bench for the tabular training template against scikit-learn's HistGradientBoosting.
+
+For a handful of small public/synthetic tables, split 64/16/20 (stratified for classification),
+scale the features on train, render tools/templates/tabular/train.py.j2 with the recommended
+defaults, run it (--model auto) in a subprocess and print the test metric (accuracy or R²) of
+HGB with default settings (fit on train, and on train+val), of our GBDT and MLP candidates and of
+the kept model, plus wall time. Figures only; no asserts.
+
+    python bench/tabular_quality.py [--seeds 0 1 2] [--datasets wine digits]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import jinja2
+import numpy as np
+from sklearn import datasets as skd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATE = os.path.join(ROOT, "tools", "templates", "tabular", "train.py.j2")
+
+
+def recommended_cfg(task: str, n_train: int) -> dict:
+    """The defaults we recommend to the config stage, with the row-count rules applied."""
+    return {
+        "task": task, "model": "auto", "job_id": "bench", "seed": 0, "time_budget": 0,
+        "epochs": 200, "patience": 20, "lr": 1e-3, "weight_decay": 1e-4,
+        "batch_size": int(min(256, max(32, 2 ** round(np.log2(max(1, n_train / 16)))))),
+        "hidden": 256, "layers": 2, "dropout": 0.1,
+        "gbdt_rounds": 1000, "gbdt_lr": 0.1, "gbdt_max_leaves": 31, "gbdt_l2": 1.0, "gbdt_patience": 30,
+        "gbdt_min_leaf": int(min(20, max(3, n_train // 50))),
+    }
+
+
+def mixed_table(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric + one-hot categorical features with interactions, binary target."""
+    rng = np.random.default_rng(seed)
+    num = rng.normal(size=(n, 6))
+    a, b = rng.integers(0, 5, n), rng.integers(0, 3, n)
+    logit = num[:, 0] - num[:, 1] ** 2 + np.array([-1.5, -0.5, 0, 0.5, 1.5])[a] + 1.5 * num[:, 2] * (b == 1) + 0.5 * rng.normal(size=n)
+    X = np.concatenate([num, np.eye(5)[a], np.eye(3)[b]], axis=1)
+    return X, (logit > np.median(logit)).astype(np.int64)
+
+
+def load_datasets() -> dict:
+    d = {}
+    for name, fn in [("breast_cancer", skd.load_breast_cancer), ("wine", skd.load_wine), ("digits", skd.load_digits)]:
+        X, y = fn(return_X_y=True)
+        d[name] = ("classification", X, y)
+    d["diabetes"] = ("regression", *skd.load_diabetes(return_X_y=True))
+    d["make_cls_4000x20"] = ("classification", *skd.make_classification(4000, 20, n_informative=8, n_redundant=4, n_classes=3, random_state=0))
+    d["make_reg_2000x20"] = ("regression", *skd.make_regression(2000, 20, n_informative=10, noise=10.0, random_state=0))
+    d["friedman1_2000"] = ("regression", *skd.make_friedman1(2000, 10, noise=1.0, random_state=0))
+    d["mixed_3000"] = ("classification", *mixed_table())
+    return d
+
+
+def split(task: str, X: np.ndarray, y: np.ndarray, seed: int) -> dict:
+    strat = y if task == "classification" else None
+    Xa, Xte, ya, yte = train_test_split(X, y, test_size=0.2, random_state=seed, stratify=strat)
+    strat = ya if task == "classification" else None
+    Xtr, Xva, ytr, yva = train_test_split(Xa, ya, test_size=0.2, random_state=seed, stratify=strat)
+    sc = StandardScaler().fit(Xtr)
+    ydt = np.int64 if task == "classification" else np.float32
+    return {"X_train": sc.transform(Xtr).astype(np.float32), "X_val": sc.transform(Xva).astype(np.float32),
+            "X_test": sc.transform(Xte).astype(np.float32), "y_train": ytr.astype(ydt), "y_val": yva.astype(ydt),
+            "y_test": yte.astype(ydt)}
+
+
+def hgb_score(task: str, s: dict, with_val: bool) -> tuple[float, float]:
+    X, y = s["X_train"], s["y_train"]
+    if with_val:
+        X, y = np.concatenate([X, s["X_val"]]), np.concatenate([y, s["y_val"]])
+    t0 = time.time()
+    m = (HistGradientBoostingClassifier() if task == "classification" else HistGradientBoostingRegressor()).fit(X, y)
+    return float(m.score(s["X_test"], s["y_test"])), time.time() - t0
+
+
+def run_ours(task: str, s: dict, n_classes: int | None, work: str) -> tuple[dict, float]:
+    data_dir, out_dir = os.path.join(work, "data"), os.path.join(work, "out")
+    os.makedirs(data_dir, exist_ok=True)
+    for k, v in s.items():
+        np.save(os.path.join(data_dir, f"{k}.npy"), v)
+    meta = {"task": task, "feature_names": [f"f{i}" for i in range(s["X_train"].shape[1])]}
+    if n_classes:
+        meta["n_classes"] = n_classes
+    with open(os.path.join(data_dir, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    with open(TEMPLATE) as f:
+        src = env.from_string(f.read()).render(cfg=recommended_cfg(task, len(s["X_train"])))
+    script = os.path.join(work, "train.py")
+    with open(script, "w") as f:
+        f.write(src)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, script, "--data-dir", data_dir, "--out-dir", out_dir, "--device", "cpu"],
+                          capture_output=True, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    with open(os.path.join(out_dir, "metrics.json")) as f:
+        return json.load(f), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="split seeds; figures are means")
+    parser.add_argument("--datasets", nargs="*", help="subset of dataset names")
+    args = parser.parse_args()
+    all_sets = load_datasets()
+    names = args.datasets or list(all_sets)
+    head = f"{'dataset':18} {'rows':>5} {'metric':8} {'HGB':>7} {'HGB+val':>7} {'gbdt':>7} {'mlp':>7} {'kept':>7} {'kept-HGB':>8} {'picks':>14} {'ours s':>7} {'HGB s':>6}"
+    print(head)
+    print("-" * len(head), flush=True)
+    for name in names:
+        task, X, y = all_sets[name]
+        K = int(len(np.unique(y))) if task == "classification" else None
+        primary = "accuracy" if task == "classification" else "r2"
+        rows = []
+        for seed in args.seeds:
+            s = split(task, X, y, seed)
+            h, ht = hgb_score(task, s, with_val=False)
+            hv, _ = hgb_score(task, s, with_val=True)
+            with tempfile.TemporaryDirectory() as work:
+                m, wall = run_ours(task, s, K, work)
+            c = m["candidates"]
+            rows.append([h, hv, c["gbdt"]["test"][primary], c["mlp"]["test"][primary], m["test"][primary], wall, ht, m["best_model"]])
+        r = np.array([row[:7] for row in rows], dtype=float).mean(axis=0)
+        picks = "/".join(row[7] for row in rows)
+        print(f"{name:18} {len(X):5d} {primary:8} {r[0]:7.4f} {r[1]:7.4f} {r[2]:7.4f} {r[3]:7.4f} {r[4]:7.4f} {100 * (r[4] - r[0]):+8.2f} {picks:>14} {r[5]:7.1f} {r[6]:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from mltrainer.app import main
+
+main()

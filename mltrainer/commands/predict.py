@@ -1,0 +1,46 @@
+"""`mltrainer predict JOB_ID --input FILE --output FILE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mltrainer.commands.common import friendly, open_store
+
+
+@friendly
+def predict(
+    job_id: str = typer.Argument(..., help="A finished job whose exported model scores the rows."),
+    input: Path = typer.Option(..., "--input", "-i", help="CSV/parquet/JSON rows with the feature columns."),
+    output: Path = typer.Option(..., "--output", "-o", help="CSV to write: one row per input row."),
+) -> None:
+    """Score new rows with a job's exported model."""
+    import json
+
+    from agents.export import load_predict_module
+    from mltrainer.renderer import print_message
+    from orchestrator.errors import DataError, UsageError
+    from tools.local_data import load_table
+
+    store = open_store()
+    try:
+        context = json.loads(store.require_job(job_id).context_json)
+    finally:
+        store.close()
+    export = context.get("artifacts", {}).get("export_dir")
+    if not export or not (Path(export) / "predict.py").exists():
+        stage = context.get("current_stage") or "an early stage"
+        raise UsageError(
+            f"Job '{job_id}' has no exported model yet (status {context.get('status')}, at {stage}); "
+            f"finish it with 'mltrainer resume {job_id}'."
+        )
+    frame, _ = load_table(input)
+    module = load_predict_module(Path(export))
+    try:
+        result = module.predict_frame(Path(export), frame)
+    except ValueError as err:  # the export's transform raises TransformError(ValueError)
+        raise DataError(f"{input.name}: {err}") from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(output, index=False)
+    print_message(f"Wrote {len(result)} predictions to {output}")

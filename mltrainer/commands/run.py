@@ -1,0 +1,70 @@
+"""`mltrainer run SPEC` and `mltrainer resume JOB_ID`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mltrainer.commands.common import friendly, open_store, run_pipeline
+
+
+@friendly
+def run(
+    spec: Path = typer.Argument(..., help="YAML spec file describing the job."),
+    job_id: Optional[str] = typer.Option(None, "--job-id", help="Name for the job (default: generated)."),
+    json_mode: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the live view."),
+) -> None:
+    """Run a job from a spec file, non-interactively (never prompts)."""
+    import time
+
+    from mltrainer import settings
+    from mltrainer.spec import load_spec, resolve_source
+    from orchestrator.context import JobContext
+    from orchestrator.errors import SpecError
+    from orchestrator.orchestrator import new_job_id
+
+    parsed, _text = load_spec(spec)
+    source = resolve_source(parsed, spec)
+    if job_id is not None and not settings.JOB_ID_PATTERN.match(job_id):
+        raise SpecError(f"--job-id '{job_id}' may use letters, digits, '.', '_' and '-' only (at most 64).")
+    name = job_id or new_job_id()
+    spec_dict = parsed.model_dump(mode="json")
+    spec_dict["data"]["source"] = source
+    context = JobContext(
+        job_id=name,
+        raw_prompt=parsed.task,
+        spec=spec_dict,
+        spec_path=str(spec.resolve()),
+        job_dir=str(settings.job_dir(name)),
+        runtime=parsed.runtime,
+        task_type=parsed.task_type,
+        created_at=time.time(),
+    )
+    store = open_store()
+    try:
+        code = run_pipeline(store, context, json_mode=json_mode, resumed=False, create=True)
+    finally:
+        store.close()
+    raise typer.Exit(code)
+
+
+@friendly
+def resume(
+    job_id: str = typer.Argument(..., help="The job to continue (see `mltrainer jobs`)."),
+    json_mode: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the live view."),
+) -> None:
+    """Continue a failed or interrupted job at the first stage that has not completed."""
+    from orchestrator.context import JobContext
+    from orchestrator.errors import UsageError
+
+    store = open_store()
+    try:
+        context = JobContext.from_json(store.require_job(job_id).context_json)
+        if context.status == "done":
+            raise UsageError(f"Job '{job_id}' is already done; 'mltrainer show {job_id}' shows its results.")
+        code = run_pipeline(store, context, json_mode=json_mode, resumed=True, create=False)
+    finally:
+        store.close()
+    raise typer.Exit(code)

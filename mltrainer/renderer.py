@@ -1,0 +1,222 @@
+"""The terminal renderer — the only module that imports rich (and, later, prompt_toolkit).
+
+It dispatches on each event's ``type``: a line per stage with status and timing, retries with
+their error, and a progress bar with ETA while training. ``JsonRenderer`` prints JSON lines instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.events import Event, EventBus, event_to_dict
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class JsonRenderer:
+    """One JSON object per event on stdout, for scripts."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def handle(self, event: Event) -> None:
+        self.stream.write(json.dumps(event_to_dict(event), default=str) + "\n")
+        self.stream.flush()
+
+    def __enter__(self) -> JsonRenderer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class LiveRenderer:
+    """Rich live view: finished stages as permanent lines, the running stage and training below."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.current: tuple[str, float] | None = None
+        self.progress = Progress(
+            TextColumn("   {task.description}"),
+            BarColumn(bar_width=30),
+            TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
+            TextColumn("{task.fields[metrics]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.live = Live(self._view(), console=self.console, refresh_per_second=8, transient=True,
+                         get_renderable=self._view)
+        self._lock = threading.Lock()
+
+    def _view(self) -> Any:
+        parts: list[Any] = []
+        if self.current is not None:
+            stage, started = self.current
+            parts.append(Spinner("dots", text=Text(f" {stage}  {_fmt_seconds(time.time() - started)}")))
+        if self.tasks:
+            parts.append(self.progress)
+        return Group(*parts)
+
+    def __enter__(self) -> LiveRenderer:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.stop()
+
+    def _line(self, text: str) -> None:
+        self.console.print(text)
+
+    def handle(self, event: Event) -> None:
+        with self._lock:
+            getattr(self, f"_on_{event.type}", lambda e: None)(event)
+
+    # -- one method per event type -----------------------------------------------------------
+    def _on_pipeline_start(self, e: Any) -> None:
+        verb = "Resuming" if e.resumed else "Starting"
+        self._line(f"[bold]{verb} job {escape(e.job_id)}[/]")
+
+    def _on_stage_start(self, e: Any) -> None:
+        self.current = (e.stage, e.time)
+
+    def _on_stage_end(self, e: Any) -> None:
+        self.current = None
+        self._clear_progress()
+        summary = f"  [dim]{escape(e.summary)}[/]" if e.summary else ""
+        self._line(f">> {e.stage:<13} [green]✓[/] {_fmt_seconds(e.duration)}{summary}")
+
+    def _on_stage_failed(self, e: Any) -> None:
+        self.current = None
+        self._clear_progress()
+        label = "failed" if e.final else f"attempt {e.attempt} failed"
+        self._line(f">> {e.stage:<13} [red]✗ {label}:[/] {escape(e.error)}")
+
+    def _on_stage_retry(self, e: Any) -> None:
+        self._line(f"   [yellow]retrying {e.stage} (attempt {e.next_attempt}) in {e.delay:.1f}s[/]")
+
+    def _on_stage_skipped(self, e: Any) -> None:
+        self._line(f">> {e.stage:<13} [dim]– skipped ({escape(e.reason)})[/]")
+
+    def _on_agent_log(self, e: Any) -> None:
+        color = "yellow" if e.level == "warning" else "dim"
+        self._line(f"   [{color}]{escape(e.message)}[/]")
+
+    def _on_llm_response(self, e: Any) -> None:
+        self._line(f"   [dim]llm {escape(e.model)}: {e.tokens_in}→{e.tokens_out} tokens, {e.latency:.1f}s[/]")
+
+    def _on_tool_result(self, e: Any) -> None:
+        self._line(f"   [dim]tool {escape(e.tool)}: {'ok' if e.ok else 'failed'} {escape(e.summary)}[/]")
+
+    def _on_training_metric(self, e: Any) -> None:
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in e.metrics.items() if k in ("loss", "accuracy", "r2"))
+        if e.model not in self.tasks:
+            self.tasks[e.model] = self.progress.add_task(e.model, total=max(e.total_epochs, 1), metrics="")
+        self.progress.update(self.tasks[e.model], completed=e.epoch, total=max(e.total_epochs, e.epoch, 1), metrics=shown)
+
+    def _clear_progress(self) -> None:
+        for task in self.tasks.values():
+            self.progress.remove_task(task)
+        self.tasks.clear()
+
+    def _on_pipeline_end(self, e: Any) -> None:
+        self.current = None
+        if e.status == "done":
+            where = f" Model exported to {escape(e.export_dir)}" if e.export_dir else ""
+            self._line(f"[bold green]Done[/] in {_fmt_seconds(e.duration)}.{where}")
+        elif e.status == "interrupted":
+            self._line(f"[yellow]Stopped.[/] Resume with: mltrainer resume {escape(e.job_id)}")
+        else:
+            self._line(f"[bold red]Job {escape(e.job_id)} failed:[/] {escape(e.reason)}")
+            self._line(f"Fix the cause, then run: mltrainer resume {escape(e.job_id)}")
+
+
+def render_events(bus: EventBus, json_mode: bool) -> tuple[threading.Thread, Any]:
+    """Start a thread that drains the bus into a renderer; join it after ``bus.close()``."""
+    renderer: Any = JsonRenderer() if json_mode else LiveRenderer()
+
+    def loop() -> None:
+        with renderer:
+            bus.drain(renderer.handle)
+
+    thread = threading.Thread(target=loop, name="renderer", daemon=True)
+    thread.start()
+    return thread, renderer
+
+
+# -- static views (jobs, show, errors) --------------------------------------------------------
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False)
+
+STATUS_STYLE = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "yellow", "pending": "dim"}
+
+
+def print_error(message: str) -> None:
+    _err.print(f"[bold red]Error:[/] {escape(message)}")
+
+
+def print_message(message: str) -> None:
+    _out.print(escape(message))
+
+
+def print_jobs(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        _out.print("No jobs yet. Start one with: mltrainer run SPEC.yaml")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("job", "status", "task", "stage", "best", "updated"):
+        table.add_column(col)
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "")
+        table.add_row(escape(r["id"]), f"[{style}]{r['status']}[/]", r["task_type"] or "-", r["stage"] or "-",
+                      r["best"] or "-", time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated_at"])))
+    _out.print(table)
+
+
+def print_job(detail: dict[str, Any]) -> None:
+    status = detail["status"]
+    _out.print(f"[bold]{escape(detail['id'])}[/]  [{STATUS_STYLE.get(status, '')}]{status}[/]  {detail['task_type'] or ''}")
+    if detail.get("task"):
+        _out.print(f"  task: {escape(detail['task'])}")
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("stage", "status", "attempts", "time", "note"):
+        table.add_column(col)
+    for s in detail["stages"]:
+        style = STATUS_STYLE.get(s["status"], "")
+        table.add_row(s["stage"], f"[{style}]{s['status']}[/]", str(s["attempts"]),
+                      _fmt_seconds(s["duration"]) if s["duration"] else "-", escape(s["note"]))
+    _out.print(table)
+    for err in detail.get("errors", []):
+        _out.print(f"  [red]{err['stage']} attempt {err['attempt']}:[/] {escape(err['message'])}")
+    if detail.get("best_metric"):
+        b = detail["best_metric"]
+        _out.print(f"  best: {b.get('model')} {b.get('split')} {b.get('name')} = {float(b.get('value', 0)):.4f}")
+    if detail.get("test_metrics"):
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in detail["test_metrics"].items())
+        _out.print(f"  test: {shown}")
+    for name, path in detail.get("artifacts", {}).items():
+        _out.print(f"  {name}: {escape(path)}")
+    if detail.get("failure"):
+        f = detail["failure"]
+        _out.print(f"  [red]failed at {f.get('stage')}:[/] {escape(f.get('error', ''))}")
+        _out.print(f"  resume with: mltrainer resume {escape(detail['id'])}")

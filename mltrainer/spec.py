@@ -1,0 +1,233 @@
+"""The spec file: YAML validated by pydantic; every error names the bad key in one sentence."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import SpecError
+from orchestrator.plan import TASK_TYPES
+
+#: Hyperparameters a spec may lock, with their type and allowed range (inclusive).
+HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
+    "model": (str, None, None),  # auto | mlp | gbdt
+    "epochs": (int, 1, 100000),
+    "batch_size": (int, 1, 1 << 20),
+    "lr": (float, 1e-8, 10.0),
+    "weight_decay": (float, 0.0, 10.0),
+    "hidden": (int, 1, 1 << 16),
+    "layers": (int, 1, 64),
+    "dropout": (float, 0.0, 0.95),
+    "patience": (int, 1, 100000),
+    "seed": (int, 0, 2**31 - 1),
+    "gbdt_rounds": (int, 1, 100000),
+    "gbdt_lr": (float, 1e-5, 1.0),
+    "gbdt_max_leaves": (int, 2, 4096),
+    "gbdt_min_leaf": (int, 1, 100000),
+    "gbdt_l2": (float, 0.0, 1e6),
+    "val_fraction": (float, 0.05, 0.5),
+    "test_fraction": (float, 0.05, 0.5),
+}
+MODEL_CHOICES = ("auto", "mlp", "gbdt")
+RUNTIMES = ("local",)
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
+UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '10m', '1.5h' or a number of seconds → seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"'{value}' is not a duration; write e.g. 90s, 10m or 1h")
+        seconds = float(match.group(1)) * UNITS[(match.group(2) or "").lower() or None]
+    if seconds <= 0:
+        raise ValueError("a time budget must be positive")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    source: str = Field(min_length=1)
+    target: str | None = None
+
+
+class BudgetSpec(_Strict):
+    time: float | None = None
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+
+class DeploySpec(_Strict):
+    target: Literal["local"] = "local"
+    path: str | None = None
+
+
+class Spec(_Strict):
+    task: str = Field(min_length=1)
+    task_type: str | None = None
+    data: DataSpec
+    runtime: str = "local"
+    deploy: Union[DeploySpec, None] = None
+    llm: Union[str, dict[str, Any]] = "none"
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+
+    @field_validator("task_type")
+    @classmethod
+    def _task_type(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        key = value.strip().lower().replace("-", "_").replace(" ", "_")
+        if key not in TASK_TYPES:
+            close = difflib.get_close_matches(key, TASK_TYPES, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; choose one of {', '.join(TASK_TYPES)}"
+            raise ValueError(f"'{value}' is not a task type{hint}")
+        return key
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        if value not in RUNTIMES:
+            raise ValueError(f"runtime '{value}' is not available in this version; use 'local'")
+        return value
+
+    @field_validator("deploy", mode="before")
+    @classmethod
+    def _deploy(cls, value: Any) -> Any:
+        if value in (None, "none", False):
+            return None
+        if value == "local":
+            return {"target": "local"}
+        if isinstance(value, str) and value.startswith(("hf://", "hub")):
+            raise ValueError("publishing to the HuggingFace Hub is not available in this version; use 'local' or none")
+        return value
+
+    @field_validator("llm")
+    @classmethod
+    def _llm(cls, value: Any) -> Any:
+        if value not in ("none", None):
+            raise ValueError("LLM-backed agents are not available in this version; set llm: none")
+        return "none"
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        clean: dict[str, Any] = {}
+        for key, raw in value.items():
+            if key not in HYPERPARAMETERS:
+                close = difflib.get_close_matches(key, HYPERPARAMETERS, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"unknown hyperparameter '{key}'{hint}")
+            kind, low, high = HYPERPARAMETERS[key]
+            if kind is str:
+                if raw not in MODEL_CHOICES:
+                    raise ValueError(f"hyperparameter '{key}' must be one of {', '.join(MODEL_CHOICES)}")
+                clean[key] = raw
+                continue
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                raise ValueError(f"hyperparameter '{key}' must be a number, not {raw!r}")
+            if kind is int and float(raw) != int(raw):
+                raise ValueError(f"hyperparameter '{key}' must be a whole number, not {raw!r}")
+            number = kind(raw)
+            if (low is not None and number < low) or (high is not None and number > high):
+                raise ValueError(f"hyperparameter '{key}'={raw} is outside {low}..{high}")
+            clean[key] = number
+        return clean
+
+    @model_validator(mode="after")
+    def _fractions(self) -> Spec:
+        val = self.hyperparameters.get("val_fraction", 0.15)
+        test = self.hyperparameters.get("test_fraction", 0.15)
+        if val + test >= 0.8:
+            raise ValueError("val_fraction + test_fraction must leave at least 20% of rows for training")
+        return self
+
+
+def _sentence(path: Path, err: ValidationError) -> str:
+    # An unknown key usually explains a "missing" one (a typo), so report it first.
+    first = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+    loc = tuple(p for p in first["loc"] if not str(p).startswith(("function-", "DeploySpec")))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        parent_fields = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), parent_fields, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f"; allowed here: {', '.join(parent_fields)}"
+        return f"{path.name}: unknown key '{key}'{hint}; remove or rename it."
+    if kind == "missing":
+        return f"{path.name}: required key '{key}' is missing; add it."
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{path.name}: '{key}' is invalid: {message}."
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Spec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def load_spec(path: Path) -> tuple[Spec, str]:
+    """Read and validate a spec file; returns the spec and its text. Raises SpecError."""
+    import yaml
+
+    if not path.exists():
+        raise SpecError(f"The spec file {path} does not exist; check the path.")
+    if path.is_dir():
+        raise SpecError(f"{path} is a folder; pass the path of a YAML spec file.")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            f"{path.name} is not UTF-8 text (invalid byte 0x{raw[err.start]:02x} at offset {err.start}); save it as UTF-8."
+        ) from None
+    if not text.strip():
+        raise SpecError(f"{path.name} is empty; it needs at least 'task' and 'data.source'.")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise SpecError(f"{path.name} is not valid YAML{where} ({problem}); fix the syntax.") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path.name} must be a YAML mapping with keys like 'task' and 'data', not a {type(data).__name__}.")
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_sentence(path, err)) from None
+    return spec, text
+
+
+def resolve_source(spec: Spec, spec_path: Path) -> str:
+    """Local sources are relative to the spec file, as a user reading the spec expects."""
+    source = spec.data.source
+    if "://" in source:
+        raise SpecError(
+            f"{spec_path.name}: 'data.source' scheme in '{source}' is not available in this version; use a local file path."
+        )
+    path = Path(source).expanduser()
+    if not path.is_absolute():
+        path = (spec_path.parent / path).resolve()
+    return str(path)

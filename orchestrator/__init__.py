@@ -1,0 +1,1 @@
+"""The flow: JobContext, the execution plan, retry policies, events and the orchestrator itself."""

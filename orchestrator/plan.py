@@ -1,0 +1,67 @@
+"""The execution plan as data: nine stages, thirteen task types, and which stages each skips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.context import JobContext
+
+#: Every stage, in the order a job runs them.
+STAGES: tuple[str, ...] = (
+    "intent",
+    "dataset",
+    "preprocessing",
+    "config",
+    "architecture",
+    "codegen",
+    "training",
+    "export",
+    "deploy",
+)
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    family: str
+    description: str
+    skips: tuple[str, ...] = ()
+    #: Whether this version has working agents for it end to end.
+    supported: bool = False
+
+
+TASK_TYPES: dict[str, TaskType] = {
+    t.name: t
+    for t in (
+        TaskType("tabular_classification", "tabular", "predict a category from table columns", supported=True),
+        TaskType("tabular_regression", "tabular", "predict a number from table columns", supported=True),
+        TaskType("image_classification", "image", "label an image"),
+        TaskType("image_regression", "image", "predict a number from an image"),
+        TaskType("object_detection", "image", "find and box objects in an image"),
+        TaskType("text_classification", "text", "label a piece of text"),
+        TaskType("text_generation", "text", "generate text like a corpus"),
+        TaskType("token_classification", "text", "label each word (NER, POS)"),
+        TaskType("summarization", "text", "shorten a text"),
+        TaskType("translation", "text", "translate between languages"),
+        TaskType("llm_finetuning", "llm", "fine-tune a pretrained causal LM", skips=("preprocessing",)),
+        TaskType("time_series_forecasting", "time_series", "forecast future values of a series"),
+        TaskType("clustering", "clustering", "group rows without labels", skips=("deploy",)),
+    )
+}
+
+
+def skip_reason(stage: str, context: JobContext) -> str | None:
+    """Why ``stage`` does not run for this job, or None when it runs."""
+    task = TASK_TYPES.get(context.task_type or "")
+    if task and stage in task.skips:
+        return f"not used for {task.name}"
+    if stage == "deploy" and not context.spec.get("deploy"):
+        return "no deploy target in the spec"
+    return None
+
+
+def plan(context: JobContext) -> list[tuple[str, str | None]]:
+    """The stages of this job with their skip reasons (None = runs)."""
+    return [(stage, skip_reason(stage, context)) for stage in STAGES]

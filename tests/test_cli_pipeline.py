@@ -1,0 +1,159 @@
+"""End to end through the CLI: run, jobs, show, predict; bad data fails clearly and resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mltrainer.app import app
+from tests.conftest import make_classification_frame, make_regression_frame, write_spec
+
+runner = CliRunner()
+
+
+def show_json(job_id: str) -> dict:
+    result = runner.invoke(app, ["show", job_id, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_classification_job_end_to_end(tmp_path: Path) -> None:
+    frame = make_classification_frame(400)
+    frame.iloc[:360].to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, extra="deploy: {target: local, path: published}\n")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "clf"])
+    assert result.exit_code == 0, result.output
+    assert ">> training" in result.output and "✓" in result.output
+    detail = show_json("clf")
+    assert detail["status"] == "done"
+    assert [s["status"] for s in detail["stages"]] == ["done"] * 9
+    assert all(s["attempts"] == 1 for s in detail["stages"])
+    assert detail["test_metrics"]["accuracy"] > 0.65
+    export = Path(detail["artifacts"]["export_dir"])
+    for name in ("model.safetensors", "model.json", "transform.json", "transform.py", "predict.py", "config.json", "README.md"):
+        assert (export / name).exists(), name
+    assert "accuracy" in (export / "README.md").read_text()
+    assert (tmp_path / "published" / "predict.py").exists()
+    assert detail["deployed_urls"] == [(tmp_path / "published").resolve().as_uri()]
+
+    new_rows = frame.iloc[360:].drop(columns=["label"])
+    new_rows.to_csv(tmp_path / "new.csv", index=False)
+    result = runner.invoke(app, ["predict", "clf", "--input", str(tmp_path / "new.csv"), "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert len(out) == len(new_rows)
+    assert set(out["label"]) <= {"yes", "no"}
+    accuracy = (out["label"].to_numpy() == frame.iloc[360:]["label"].to_numpy()).mean()
+    assert accuracy > 0.6
+
+    listing = runner.invoke(app, ["jobs"])
+    assert "clf" in listing.output and "done" in listing.output
+    text = runner.invoke(app, ["show", "clf"])
+    assert "training" in text.output and "export_dir" in text.output
+
+
+def test_regression_job_and_predict_missing_column(tmp_path: Path) -> None:
+    frame = make_regression_frame(400)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, target="value", task="predict the value")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "reg", "--json"])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert events[0]["type"] == "pipeline_start" and events[-1]["type"] == "pipeline_end"
+    assert any(e["type"] == "training_metric" for e in events)
+    detail = show_json("reg")
+    assert detail["task_type"] == "tabular_regression"
+    assert detail["test_metrics"]["r2"] > 0.8
+
+    frame.drop(columns=["value", "kind"]).to_csv(tmp_path / "bad.csv", index=False)
+    result = runner.invoke(app, ["predict", "reg", "--input", str(tmp_path / "bad.csv"), "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 1
+    assert "missing 1 column(s) the model needs: 'kind'" in result.output
+    assert "Traceback" not in result.output
+
+
+def _bad_data(tmp_path: Path, case: str) -> tuple[Path, str]:
+    """Write a broken data file for ``case``; returns (spec, expected words)."""
+    data = tmp_path / "data.csv"
+    frame = make_classification_frame(120)
+    spec = write_spec(tmp_path)
+    if case == "missing file":
+        return spec, "does not exist"
+    if case == "missing target":
+        frame.rename(columns={"label": "Labels"}).to_csv(data, index=False)
+        return spec, "The target column 'label' is not in data.csv; did you mean 'Labels'?"
+    if case == "one class":
+        frame.assign(label="yes").to_csv(data, index=False)
+        return spec, "has only one value ('yes')"
+    if case == "empty file":
+        data.write_bytes(b"")
+        return spec, "is empty (0 bytes)"
+    if case == "header only":
+        data.write_text("row_id,x1,x2,color,label\n")
+        return spec, "has a header but no data rows"
+    if case == "non-utf8":
+        data.write_bytes(b"a,label\n\x81\x8d\x90,1\n" * 30)
+        return spec, "is not UTF-8 text (invalid byte 0x81"
+    if case == "binary junk":
+        data.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20)
+        return spec, "contains binary bytes"
+    raise AssertionError(case)
+
+
+CASES = ["missing file", "missing target", "one class", "empty file", "header only", "non-utf8", "binary junk"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_data_fails_at_dataset_with_one_sentence(tmp_path: Path, case: str) -> None:
+    spec, expected = _bad_data(tmp_path, case)
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "bad"])
+    assert result.exit_code == 1, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    detail = show_json("bad")
+    assert detail["status"] == "failed"
+    assert detail["failure"]["stage"] == "dataset"
+    assert [s["stage"] for s in detail["stages"] if s["status"] == "done"] == ["intent"]
+    dataset = next(s for s in detail["stages"] if s["stage"] == "dataset")
+    assert dataset["attempts"] == 1  # not retryable: no retries burned
+
+
+def test_fixing_the_data_then_resume_completes(tmp_path: Path) -> None:
+    spec, _ = _bad_data(tmp_path, "missing target")
+    assert runner.invoke(app, ["run", str(spec), "--job-id", "fixme"]).exit_code == 1
+    make_classification_frame(200).to_csv(tmp_path / "data.csv", index=False)
+    result = runner.invoke(app, ["resume", "fixme"])
+    assert result.exit_code == 0, result.output
+    detail = show_json("fixme")
+    assert detail["status"] == "done"
+    intent = next(s for s in detail["stages"] if s["stage"] == "intent")
+    assert intent["attempts"] == 1  # the completed stage did not run again
+    result = runner.invoke(app, ["resume", "fixme"])
+    assert result.exit_code == 2 and "already done" in result.output
+
+
+def test_unknown_job_and_unfinished_predict(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["show", "nope"])
+    assert result.exit_code == 2 and "no job named 'nope'" in result.output
+    spec, _ = _bad_data(tmp_path, "one class")
+    runner.invoke(app, ["run", str(spec), "--job-id", "half"])
+    (tmp_path / "in.csv").write_text("x1\n1\n")
+    result = runner.invoke(app, ["predict", "half", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2 and "has no exported model yet" in result.output
+
+
+def test_unsupported_task_type_fails_clearly(tmp_path: Path) -> None:
+    make_classification_frame(100).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, task="summarize these articles")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "sum"])
+    assert result.exit_code == 1
+    assert "summarization is not supported by this version yet" in result.output
+
+
+def test_bare_command_prints_help() -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code == 0 and "Usage" in result.output and "resume" in result.output

@@ -1,0 +1,114 @@
+"""SIGKILL the real CLI at points inside the pipeline; `mltrainer resume` must finish each job
+with no completed stage run twice and an intact database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.plan import STAGES
+from tests.conftest import MLTRAINER, cli_env, make_classification_frame, write_spec
+
+CRASH_POINTS = [
+    "after_checkpoint:dataset",  # a stage finished and was saved
+    "before_checkpoint:preprocessing",  # a stage finished but its result was never saved
+    "before_checkpoint:training",  # the model is trained, the checkpoint not written
+    "after_checkpoint:codegen",
+    "before_stage:export",
+]
+
+
+def _attempts(db: Path, job_id: str) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select stage, status from stage_attempts where job_id=? order by id", (job_id,)).fetchall()
+
+
+def _events(db: Path, job_id: str) -> list[dict]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select payload_json from events where job_id=? order by id", (job_id,)).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def _check_finished(home: Path, job_id: str) -> list[dict]:
+    db = home / "mltrainer.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+        status = conn.execute("select status from jobs where id=?", (job_id,)).fetchone()[0]
+    assert status == "done"
+    done = [stage for stage, state in _attempts(db, job_id) if state == "done"]
+    assert sorted(done) == sorted(s for s in STAGES if s != "deploy"), done  # each completed exactly once
+    return _events(db, job_id)
+
+
+def _started_after_resume(events: list[dict]) -> list[str]:
+    starts = [i for i, e in enumerate(events) if e["type"] == "pipeline_start"]
+    assert len(starts) == 2, "expected the first run and one resume"
+    return [e["stage"] for e in events[starts[1]:] if e["type"] == "stage_start"]
+
+
+@pytest.fixture()
+def job_spec(tmp_path: Path) -> Path:
+    make_classification_frame(300).to_csv(tmp_path / "data.csv", index=False)
+    return write_spec(tmp_path, hyper={"epochs": 4, "patience": 4, "gbdt_rounds": 20})
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_then_resume(tmp_path: Path, job_spec: Path, point: str) -> None:
+    home = tmp_path / "home"
+    crashed = subprocess.run([*MLTRAINER, "run", str(job_spec), "--job-id", "j", "--json"],
+                             env=cli_env(home, MLTRAINER_CRASH_AT=point), capture_output=True, text=True, timeout=300)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    resumed = subprocess.run([*MLTRAINER, "resume", "j", "--json"], env=cli_env(home),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    events = _check_finished(home, "j")
+    kind, stage = point.split(":")
+    rerun = _started_after_resume(events)
+    first = rerun[0]
+    if kind == "after_checkpoint":
+        assert first == STAGES[STAGES.index(stage) + 1]  # the saved stage is not run again
+    else:
+        assert first == stage  # the unsaved stage runs again, and nothing before it
+    assert all(STAGES.index(s) >= STAGES.index(first) for s in rerun)
+
+
+def test_sigkill_during_training_resumes_from_the_epoch_checkpoint(tmp_path: Path) -> None:
+    make_classification_frame(1500, seed=3).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, hyper={"epochs": 12, "patience": 12, "gbdt_rounds": 20, "batch_size": 16, "hidden": 256})
+    home = tmp_path / "home"
+    proc = subprocess.Popen([*MLTRAINER, "run", str(spec), "--job-id", "t", "--json"], env=cli_env(home),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = home / "jobs" / "t" / "run" / "out" / "checkpoint.json"
+    deadline = time.monotonic() + 240
+    killed_at = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            state = json.loads(checkpoint.read_text())
+        except (OSError, ValueError):
+            state = {}
+        epoch = state.get("candidates", {}).get("mlp", {}).get("epoch", 0)
+        if epoch >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at = epoch
+            break
+        time.sleep(0.05)  # polling a real child process, not a test delay
+    proc.wait(timeout=30)
+    assert killed_at is not None, "training finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(0.5)  # let the trainer notice its parent died (PDEATHSIG) before resuming
+    resumed = subprocess.run([*MLTRAINER, "resume", "t", "--json"], env=cli_env(home), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    events = _check_finished(home, "t")
+    assert _started_after_resume(events)[0] == "training"
+    after = events[[i for i, e in enumerate(events) if e["type"] == "pipeline_start"][1]:]
+    metrics = [e for e in after if e["type"] == "training_metric"]
+    assert metrics and all(m["model"] == "mlp" for m in metrics), "the finished GBDT must not be retrained"
+    assert min(m["epoch"] for m in metrics) > killed_at - 1 >= 1  # continued, did not restart at epoch 1

@@ -1,0 +1,131 @@
+"""Read a local table (CSV/TSV/JSON/JSONL/parquet) and describe it; bad files get one sentence."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+FALLBACK_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+
+
+def _decode(path: Path, raw: bytes) -> tuple[str, str]:
+    """Decode text, refusing binary junk; returns (text, encoding)."""
+    head = raw[:65536]
+    if b"\x00" in head:
+        offset = head.index(b"\x00")
+        raise DataError(
+            f"{path.name} contains binary bytes (a NUL at byte {offset}), so it is not a text table; "
+            "export it again as a UTF-8 CSV."
+        )
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as err:
+        first_error = err
+    text = raw.decode("cp1252", errors="replace")
+    control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\r\n\t")
+    if "\ufffd" in text or control > 0:
+        raise DataError(
+            f"{path.name} is not UTF-8 text (invalid byte 0x{raw[first_error.start]:02x} at offset "
+            f"{first_error.start}) and does not decode as Windows-1252 either; save it as UTF-8."
+        )
+    return text, "cp1252"
+
+
+def load_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Load a table from disk with the format sniffed from its suffix and content."""
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"The data file {path} does not exist; check data.source in the spec.")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; point data.source at a CSV or parquet file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"The data file {path.name} is empty (0 bytes); point data.source at a file with rows.")
+    suffix = path.suffix.lower()
+    info: dict[str, Any] = {"path": str(path), "bytes": size, "format": suffix.lstrip(".") or "csv"}
+    if suffix in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises many types for a broken file
+            raise DataError(f"{path.name} is not a readable parquet file ({type(err).__name__}); export it again.") from err
+    else:
+        raw = path.read_bytes()
+        text, encoding = _decode(path, raw)
+        info["encoding"] = encoding
+        if not text.strip():
+            raise DataError(f"The data file {path.name} has no content, only whitespace; add a header and rows.")
+        try:
+            if suffix in {".jsonl", ".ndjson"}:
+                frame = pd.read_json(io.StringIO(text), lines=True)
+            elif suffix == ".json":
+                frame = pd.read_json(io.StringIO(text))
+            else:
+                sample = text[:20000]
+                delimiter = "\t" if suffix == ".tsv" else ","
+                if suffix != ".tsv":
+                    try:
+                        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+                    except csv.Error:
+                        delimiter = ","
+                info["delimiter"] = delimiter
+                frame = pd.read_csv(io.StringIO(text), sep=delimiter, low_memory=False)
+        except (ValueError, pd.errors.ParserError) as err:
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataError(f"{path.name} could not be parsed as a table ({detail}); check its format.") from err
+    if frame.shape[1] == 0:
+        raise DataError(f"{path.name} has no columns; it needs a header row and data rows.")
+    if len(frame) == 0:
+        raise DataError(f"{path.name} has a header but no data rows; add rows to train on.")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame, info
+
+
+def describe(frame: pd.DataFrame, target: str | None) -> dict[str, Any]:
+    """The data report later stages decide from."""
+    import pandas as pd
+
+    from tools.tabular_transform import column_kind
+
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        kind, reason = column_kind(col, len(frame)) if name != target else ("target", "")
+        columns.append(
+            {
+                "name": name,
+                "dtype": str(col.dtype),
+                "missing": int(col.isna().sum()),
+                "unique": int(col.nunique(dropna=True)),
+                "kind": kind,
+                **({"note": reason} if reason else {}),
+            }
+        )
+    report: dict[str, Any] = {
+        "rows": int(len(frame)),
+        "columns": int(frame.shape[1]),
+        "duplicate_rows": int(frame.duplicated().sum()),
+        "missing_cells": int(frame.isna().sum().sum()),
+        "column_info": columns,
+    }
+    if target and target in frame.columns:
+        y = frame[target]
+        report["target"] = target
+        report["target_missing"] = int(y.isna().sum())
+        report["target_unique"] = int(y.nunique(dropna=True))
+        if pd.api.types.is_numeric_dtype(y) and y.nunique() > 20:
+            d = y.describe()
+            report["target_stats"] = {k: float(d[k]) for k in ("mean", "std", "min", "max")}
+        else:
+            counts = y.value_counts(dropna=True).head(50)
+            report["target_distribution"] = {str(k): int(v) for k, v in counts.items()}
+    return report
