@@ -9,33 +9,42 @@ from agents.base import BaseAgent
 from orchestrator.context import JobContext
 
 #: Rules by training-set size: (upper bound on rows, settings). First row whose bound holds wins.
+#: Measured with bench/tabular_quality.py: small tables want a narrower, more regularised MLP.
 SIZE_RULES: tuple[tuple[float, dict[str, Any]], ...] = (
-    (1_000, {"hidden": 128, "layers": 2, "dropout": 0.2, "epochs": 300, "patience": 30, "gbdt_min_leaf": 5, "gbdt_lr": 0.05}),
-    (20_000, {"hidden": 256, "layers": 2, "dropout": 0.1, "epochs": 200, "patience": 25, "gbdt_min_leaf": 20, "gbdt_lr": 0.05}),
-    (200_000, {"hidden": 256, "layers": 3, "dropout": 0.1, "epochs": 60, "patience": 10, "gbdt_min_leaf": 20, "gbdt_lr": 0.1}),
-    (math.inf, {"hidden": 512, "layers": 3, "dropout": 0.1, "epochs": 20, "patience": 5, "gbdt_min_leaf": 50, "gbdt_lr": 0.1}),
+    (1_000, {"hidden": 128, "layers": 2, "dropout": 0.2, "epochs": 300, "patience": 30}),
+    (50_000, {"hidden": 256, "layers": 2, "dropout": 0.1, "epochs": 200, "patience": 20}),
+    (500_000, {"hidden": 256, "layers": 3, "dropout": 0.1, "epochs": 60, "patience": 10}),
+    (math.inf, {"hidden": 512, "layers": 3, "dropout": 0.1, "epochs": 20, "patience": 5}),
 )
 BASE: dict[str, Any] = {
     "model": "auto",
     "lr": 1e-3,
     "weight_decay": 1e-4,
     "seed": 42,
-    "gbdt_rounds": 1000,
+    # 0.1 with early stopping matched 0.05 on every bench table at half the time.
+    "gbdt_rounds": 500,
+    "gbdt_lr": 0.1,
     "gbdt_max_leaves": 31,
     "gbdt_l2": 1.0,
 }
 
 
 def batch_size_for(rows: int) -> int:
-    """About 50 steps an epoch, a power of two between 32 and 1024."""
-    target = min(1024, max(32, rows / 50))
+    """About 16 steps an epoch, a power of two between 32 and 256."""
+    target = min(256, max(32, rows / 16))
     return int(2 ** round(math.log2(target)))
+
+
+def min_leaf_for(rows: int) -> int:
+    """HGB's 20 rows a leaf, scaled down for small tables so trees can still split."""
+    return int(min(20, max(3, rows // 50)))
 
 
 def resolve_config(rows: int, locked: dict[str, Any], time_budget: float | None) -> dict[str, Any]:
     config = dict(BASE)
     config.update(next(rule for bound, rule in SIZE_RULES if rows <= bound))
     config["batch_size"] = batch_size_for(rows)
+    config["gbdt_min_leaf"] = min_leaf_for(rows)
     config["time_budget"] = float(time_budget) if time_budget else 0.0
     config.update({k: v for k, v in locked.items() if k not in ("val_fraction", "test_fraction")})
     return config

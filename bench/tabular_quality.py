@@ -5,7 +5,9 @@ For a handful of small public/synthetic tables, split 64/16/20 (stratified for c
 scale the features on train, render tools/templates/tabular/train.py.j2 with the recommended
 defaults, run it (--model auto) in a subprocess and print the test metric (accuracy or R²) of
 HGB with default settings (fit on train, and on train+val), of our GBDT and MLP candidates and of
-the kept model, plus wall time. Figures only; no asserts.
+the kept model, plus the kept (best-on-val) boosting round and MLP epoch and the wall times
+(per candidate inside the script, whole subprocess, HGB fit). Figures are means over the split
+seeds; picks lists which candidate --model auto kept per seed. Figures only; no asserts.
 
     python bench/tabular_quality.py [--seeds 0 1 2] [--datasets wine digits]
 """
@@ -36,7 +38,7 @@ def recommended_cfg(task: str, n_train: int) -> dict:
         "epochs": 200, "patience": 20, "lr": 1e-3, "weight_decay": 1e-4,
         "batch_size": int(min(256, max(32, 2 ** round(np.log2(max(1, n_train / 16)))))),
         "hidden": 256, "layers": 2, "dropout": 0.1,
-        "gbdt_rounds": 1000, "gbdt_lr": 0.1, "gbdt_max_leaves": 31, "gbdt_l2": 1.0, "gbdt_patience": 30,
+        "gbdt_rounds": 500, "gbdt_lr": 0.1, "gbdt_max_leaves": 31, "gbdt_l2": 1.0, "gbdt_patience": 30,
         "gbdt_min_leaf": int(min(20, max(3, n_train // 50))),
     }
 
@@ -85,7 +87,7 @@ def hgb_score(task: str, s: dict, with_val: bool) -> tuple[float, float]:
     return float(m.score(s["X_test"], s["y_test"])), time.time() - t0
 
 
-def run_ours(task: str, s: dict, n_classes: int | None, work: str) -> tuple[dict, float]:
+def run_ours(task: str, s: dict, n_classes: int | None, work: str, overrides: dict) -> tuple[dict, float]:
     data_dir, out_dir = os.path.join(work, "data"), os.path.join(work, "out")
     os.makedirs(data_dir, exist_ok=True)
     for k, v in s.items():
@@ -97,7 +99,7 @@ def run_ours(task: str, s: dict, n_classes: int | None, work: str) -> tuple[dict
         json.dump(meta, f)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     with open(TEMPLATE) as f:
-        src = env.from_string(f.read()).render(cfg=recommended_cfg(task, len(s["X_train"])))
+        src = env.from_string(f.read()).render(cfg={**recommended_cfg(task, len(s["X_train"])), **overrides})
     script = os.path.join(work, "train.py")
     with open(script, "w") as f:
         f.write(src)
@@ -115,10 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="split seeds; figures are means")
     parser.add_argument("--datasets", nargs="*", help="subset of dataset names")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override a recommended cfg value")
     args = parser.parse_args()
+    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     all_sets = load_datasets()
     names = args.datasets or list(all_sets)
-    head = f"{'dataset':18} {'rows':>5} {'metric':8} {'HGB':>7} {'HGB+val':>7} {'gbdt':>7} {'mlp':>7} {'kept':>7} {'kept-HGB':>8} {'picks':>14} {'ours s':>7} {'HGB s':>6}"
+    head = (f"{'dataset':17} {'rows':>5} {'metric':8} {'HGB':>6} {'HGB+val':>7} {'gbdt':>6} {'mlp':>6} {'kept':>6} "
+            f"{'kept-HGB':>8} {'picks':>14} {'rounds':>6} {'epochs':>6} {'gbdt s':>6} {'mlp s':>6} {'wall s':>6} {'HGB s':>5}")
     print(head)
     print("-" * len(head), flush=True)
     for name in names:
@@ -131,12 +136,16 @@ def main() -> None:
             h, ht = hgb_score(task, s, with_val=False)
             hv, _ = hgb_score(task, s, with_val=True)
             with tempfile.TemporaryDirectory() as work:
-                m, wall = run_ours(task, s, K, work)
+                m, wall = run_ours(task, s, K, work, overrides)
             c = m["candidates"]
-            rows.append([h, hv, c["gbdt"]["test"][primary], c["mlp"]["test"][primary], m["test"][primary], wall, ht, m["best_model"]])
-        r = np.array([row[:7] for row in rows], dtype=float).mean(axis=0)
-        picks = "/".join(row[7] for row in rows)
-        print(f"{name:18} {len(X):5d} {primary:8} {r[0]:7.4f} {r[1]:7.4f} {r[2]:7.4f} {r[3]:7.4f} {r[4]:7.4f} {100 * (r[4] - r[0]):+8.2f} {picks:>14} {r[5]:7.1f} {r[6]:6.2f}", flush=True)
+            rows.append([h, hv, c["gbdt"]["test"][primary], c["mlp"]["test"][primary], m["test"][primary],
+                         c["gbdt"]["rounds"], c["mlp"]["epochs"], c["gbdt"]["time_s"], c["mlp"]["time_s"], wall, ht,
+                         m["best_model"]])
+        r = np.array([row[:-1] for row in rows], dtype=float).mean(axis=0)
+        picks = "/".join(row[-1] for row in rows)
+        print(f"{name:17} {len(X):5d} {primary:8} {r[0]:6.4f} {r[1]:7.4f} {r[2]:6.4f} {r[3]:6.4f} {r[4]:6.4f} "
+              f"{100 * (r[4] - r[0]):+8.2f} {picks:>14} {r[5]:6.0f} {r[6]:6.0f} {r[7]:6.1f} {r[8]:6.1f} {r[9]:6.1f} {r[10]:5.2f}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def make_classification_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     x1 = rng.normal(size=n)
     x2 = rng.uniform(-2, 2, n)
     color = rng.choice(["red", "green", "blue"], n)
-    logit = 1.5 * x1 - x2**2 + 1.0 + 1.2 * (color == "red")
+    logit = 3.0 * x1 - 2.0 * x2**2 + 2.5 + 2.5 * (color == "red")
     label = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
     frame = pd.DataFrame({"row_id": np.arange(n), "x1": x1, "x2": x2, "color": color, "label": label})
     frame.loc[rng.random(n) < 0.05, "x1"] = np.nan

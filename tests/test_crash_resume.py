@@ -112,3 +112,31 @@ def test_sigkill_during_training_resumes_from_the_epoch_checkpoint(tmp_path: Pat
     metrics = [e for e in after if e["type"] == "training_metric"]
     assert metrics and all(m["model"] == "mlp" for m in metrics), "the finished GBDT must not be retrained"
     assert min(m["epoch"] for m in metrics) > killed_at - 1 >= 1  # continued, did not restart at epoch 1
+
+
+def test_ctrl_c_during_training_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    make_classification_frame(1500, seed=4).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, hyper={"epochs": 12, "patience": 12, "gbdt_rounds": 20, "batch_size": 16})
+    home = tmp_path / "home"
+    proc = subprocess.Popen([*MLTRAINER, "run", str(spec), "--job-id", "c"], env=cli_env(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoint = home / "jobs" / "c" / "run" / "out" / "checkpoint.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads(checkpoint.read_text()).get("candidates", {}).get("mlp", {}).get("epoch", 0) >= 1:
+                proc.send_signal(signal.SIGINT)
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    assert "mltrainer resume c" in output
+    with sqlite3.connect(home / "mltrainer.db") as conn:
+        assert conn.execute("select status from jobs where id='c'").fetchone()[0] == "interrupted"
+    resumed = subprocess.run([*MLTRAINER, "resume", "c", "--json"], env=cli_env(home), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    _check_finished(home, "c")

@@ -10,7 +10,7 @@ import pytest
 from agents.base import BaseAgent
 from mltrainer.store import Store
 from orchestrator.context import JobContext
-from orchestrator.errors import DataError, TransientError
+from orchestrator.errors import ClientError, CredentialError, DataError, TransientError
 from orchestrator.events import EventBus
 from orchestrator.orchestrator import Orchestrator
 from orchestrator.plan import STAGES
@@ -158,3 +158,20 @@ def test_a_second_process_cannot_run_the_same_job(tmp_path: Path) -> None:
         with pytest.raises(JobLocked):
             with job_lock(tmp_path / "job"):
                 pass
+
+
+@pytest.mark.parametrize("error,retried", [
+    (ClientError("HTTP 403 from the Hub; the token cannot write."), False),
+    (CredentialError("The token is invalid."), False),
+    (DataError("Column 'y' is missing."), False),
+    (TransientError("HTTP 503"), True),
+    (ConnectionError("reset by peer"), True),
+    (RuntimeError("an unexpected bug"), True),
+])
+def test_error_table_decides_what_is_retried(tmp_path: Path, error: Exception, retried: bool) -> None:
+    agent = ScriptedAgent("deploy", errors=[error])
+    orch, _, _, sleeps = make(tmp_path, all_agents(deploy=agent))
+    final = orch.run(orch.create(new_context(tmp_path)))
+    assert agent.calls == (2 if retried else 1)
+    assert final.status == ("done" if retried else "failed")
+    assert len(sleeps) == (1 if retried else 0)
