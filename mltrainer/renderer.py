@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
@@ -61,7 +61,7 @@ class LiveRenderer:
             BarColumn(bar_width=30),
             TextColumn("{task.completed:>4.0f}/{task.total:.0f}"),
             TextColumn("{task.fields[metrics]}"),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[eta]}"),
             console=self.console,
         )
         self.tasks: dict[str, Any] = {}
@@ -130,9 +130,11 @@ class LiveRenderer:
 
     def _on_training_metric(self, e: Any) -> None:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in e.metrics.items() if k in ("loss", "accuracy", "r2"))
+        eta = f"ETA {_fmt_seconds(e.eta_seconds)}" if e.eta_seconds is not None else ""
         if e.model not in self.tasks:
-            self.tasks[e.model] = self.progress.add_task(e.model, total=max(e.total_epochs, 1), metrics="")
-        self.progress.update(self.tasks[e.model], completed=e.epoch, total=max(e.total_epochs, e.epoch, 1), metrics=shown)
+            self.tasks[e.model] = self.progress.add_task(e.model, total=max(e.total_epochs, 1), metrics="", eta="")
+        self.progress.update(self.tasks[e.model], completed=e.epoch, total=max(e.total_epochs, e.epoch, 1),
+                             metrics=shown, eta=eta)
 
     def _clear_progress(self) -> None:
         for task in self.tasks.values():
@@ -168,7 +170,13 @@ def render_events(bus: EventBus, json_mode: bool) -> tuple[threading.Thread, Any
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False)
 
-STATUS_STYLE = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "yellow", "pending": "dim"}
+STATUS_STYLE = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "yellow", "pending": "dim",
+                "skipped": "dim"}
+
+
+def _status(status: str) -> str:
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{escape(status)}[/]" if style else escape(status)
 
 
 def print_error(message: str) -> None:
@@ -187,23 +195,20 @@ def print_jobs(rows: list[dict[str, Any]]) -> None:
     for col in ("job", "status", "task", "stage", "best", "updated"):
         table.add_column(col)
     for r in rows:
-        style = STATUS_STYLE.get(r["status"], "")
-        table.add_row(escape(r["id"]), f"[{style}]{r['status']}[/]", r["task_type"] or "-", r["stage"] or "-",
+        table.add_row(escape(r["id"]), _status(r["status"]), r["task_type"] or "-", r["stage"] or "-",
                       r["best"] or "-", time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated_at"])))
     _out.print(table)
 
 
 def print_job(detail: dict[str, Any]) -> None:
-    status = detail["status"]
-    _out.print(f"[bold]{escape(detail['id'])}[/]  [{STATUS_STYLE.get(status, '')}]{status}[/]  {detail['task_type'] or ''}")
+    _out.print(f"[bold]{escape(detail['id'])}[/]  {_status(detail['status'])}  {detail['task_type'] or ''}")
     if detail.get("task"):
         _out.print(f"  task: {escape(detail['task'])}")
     table = Table(show_edge=False, header_style="bold")
     for col in ("stage", "status", "attempts", "time", "note"):
         table.add_column(col)
     for s in detail["stages"]:
-        style = STATUS_STYLE.get(s["status"], "")
-        table.add_row(s["stage"], f"[{style}]{s['status']}[/]", str(s["attempts"]),
+        table.add_row(s["stage"], _status(s["status"]), str(s["attempts"]),
                       _fmt_seconds(s["duration"]) if s["duration"] else "-", escape(s["note"]))
     _out.print(table)
     for err in detail.get("errors", []):

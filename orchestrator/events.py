@@ -193,7 +193,7 @@ class EventBus:
     def close(self) -> None:
         self.queue.put(self._CLOSED)
 
-    def drain(self, handle: Callable[[Event], None], stop: threading.Event | None = None) -> None:
+    def drain(self, handle: Callable[[Event], None]) -> None:
         """Feed queued events to ``handle`` until ``close()``; used by renderer threads."""
         while True:
             item = self.queue.get()

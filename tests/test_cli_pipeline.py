@@ -120,6 +120,11 @@ def test_bad_data_fails_at_dataset_with_one_sentence(tmp_path: Path, case: str) 
     assert [s["stage"] for s in detail["stages"] if s["status"] == "done"] == ["intent"]
     dataset = next(s for s in detail["stages"] if s["stage"] == "dataset")
     assert dataset["attempts"] == 1  # not retryable: no retries burned
+    text = runner.invoke(app, ["show", "bad"])
+    assert text.exit_code == 0, text.output
+    assert "failed at dataset" in text.output and "mltrainer resume bad" in text.output
+    listing = runner.invoke(app, ["jobs"])
+    assert listing.exit_code == 0 and "failed" in listing.output
 
 
 def test_fixing_the_data_then_resume_completes(tmp_path: Path) -> None:
@@ -132,6 +137,8 @@ def test_fixing_the_data_then_resume_completes(tmp_path: Path) -> None:
     assert detail["status"] == "done"
     intent = next(s for s in detail["stages"] if s["stage"] == "intent")
     assert intent["attempts"] == 1  # the completed stage did not run again
+    text = runner.invoke(app, ["show", "fixme"])  # a skipped deploy stage renders too
+    assert text.exit_code == 0 and "skipped" in text.output, text.output
     result = runner.invoke(app, ["resume", "fixme"])
     assert result.exit_code == 2 and "already done" in result.output
 
@@ -157,3 +164,16 @@ def test_unsupported_task_type_fails_clearly(tmp_path: Path) -> None:
 def test_bare_command_prints_help() -> None:
     result = runner.invoke(app, [])
     assert result.exit_code == 0 and "Usage" in result.output and "resume" in result.output
+
+
+def test_an_internal_bug_is_one_sentence_with_the_traceback_in_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr("mltrainer.renderer.print_jobs", broken)
+    result = runner.invoke(app, ["jobs"])
+    assert result.exit_code == 1
+    assert "Internal error (RuntimeError: renderer exploded); the traceback is in" in result.output
+    assert "Traceback" not in result.output
+    log = Path(result.output.split("the traceback is in ")[1].strip().rstrip("."))
+    assert "renderer exploded" in log.read_text()

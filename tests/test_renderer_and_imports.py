@@ -141,3 +141,15 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     if alive():
         os.kill(grandchild, 9)
         raise AssertionError("a timeout must leave no orphans")
+
+
+def test_training_progress_shows_metrics_and_eta() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=140, force_terminal=True, color_system=None)
+    renderer = LiveRenderer(console)
+    renderer.handle(StageStart(stage="training", attempt=1))
+    renderer.handle(TrainingMetric(model="mlp", epoch=3, total_epochs=10, split="val",
+                                   metrics={"loss": 0.5, "accuracy": 0.8}, eta_seconds=75.0))
+    console.print(renderer.progress)
+    text = buffer.getvalue()
+    assert "mlp" in text and "3/10" in text and "accuracy 0.8000" in text and "ETA 1m15s" in text

@@ -34,8 +34,28 @@ def friendly(func: F) -> F:
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as err:  # a bug of ours: one sentence on screen, the traceback in a file
+            from mltrainer.renderer import print_error
+
+            print_error(f"Internal error ({type(err).__name__}: {err}); the traceback is in {_save_traceback()}.")
+            raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _save_traceback() -> str:
+    import time
+    import traceback
+
+    from mltrainer import settings
+
+    folder = settings.home() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / time.strftime("crash-%Y%m%d-%H%M%S.log")
+    path.write_text(traceback.format_exc())
+    return str(path)
 
 
 def open_store() -> Store:
