@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from agents.architecture import ArchitectureAgent
 from agents.base import BaseAgent
 from agents.codegen import CodegenAgent
@@ -29,5 +32,14 @@ AGENT_CLASSES: dict[str, type[BaseAgent]] = {
 assert tuple(AGENT_CLASSES) == STAGES, "every stage needs exactly one agent, in plan order"
 
 
-def default_agents(bus: EventBus | None = None) -> dict[str, BaseAgent]:
-    return {stage: cls(bus) for stage, cls in AGENT_CLASSES.items()}
+def takes_llm(cls: type[BaseAgent]) -> bool:
+    """Whether an agent's constructor accepts an LLM client (IntentAgent in this version)."""
+    return "llm" in inspect.signature(cls.__init__).parameters
+
+
+def default_agents(bus: EventBus | None = None, llm: Any = None) -> dict[str, BaseAgent]:
+    """One agent per stage; ``llm`` (a client with ``complete``, or None) goes to those that take one."""
+    return {
+        stage: cls(bus, llm=llm) if takes_llm(cls) else cls(bus)  # type: ignore[call-arg]
+        for stage, cls in AGENT_CLASSES.items()
+    }

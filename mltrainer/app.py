@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 from mltrainer.commands import jobs, predict, run
@@ -15,11 +18,17 @@ app = typer.Typer(
 
 
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context) -> None:
-    """Bare `mltrainer` will open the interactive session; until then it prints this help."""
+def _root(
+    ctx: typer.Context,
+    save_spec: Optional[Path] = typer.Option(None, "--save-spec", help="Session: also write the collected spec here."),
+    llm: Optional[str] = typer.Option(None, "--llm", help="Session: provider/model, 'auto' or 'none' (default: auto — a key in the environment, else Groq, else a local Ollama, else none)."),
+    json_mode: bool = typer.Option(False, "--json", help="Session: print pipeline events as JSON lines."),
+) -> None:
+    """Bare `mltrainer` opens an interactive session: say what to train and it asks for the rest."""
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(0)
+        from mltrainer.commands.session import session
+
+        session(save_spec=save_spec, llm=llm, json_mode=json_mode)
 
 
 app.command("run")(run.run)

@@ -179,6 +179,29 @@ def _status(status: str) -> str:
     return f"[{style}]{escape(status)}[/]" if style else escape(status)
 
 
+def prompt_input(message: str, secret: bool = False) -> str:
+    """Read one answer: prompt_toolkit on a terminal (history, paste, hidden secrets), else a line of stdin."""
+    if not sys.stdin.isatty():
+        _out.print(escape(message), end=" ")
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+
+    from mltrainer import settings
+
+    if secret:  # secrets never go into the history file
+        return PromptSession().prompt(message + " ", is_password=True)
+    session: PromptSession[str] = PromptSession(history=FileHistory(str(settings.home() / "history")))
+    return session.prompt(message + " ")
+
+
+def print_assistant(message: str) -> None:
+    _out.print(f"[bold cyan]mltrainer:[/] {escape(message)}")
+
+
 def print_error(message: str) -> None:
     _err.print(f"[bold red]Error:[/] {escape(message)}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -70,9 +71,22 @@ class BudgetSpec(_Strict):
         return None if value is None else parse_duration(value)
 
 
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+
+
 class DeploySpec(_Strict):
-    target: Literal["local"] = "local"
-    path: str | None = None
+    target: Literal["local", "hub"] = "local"
+    path: str | None = None  # local: the folder the export is copied to
+    repo_id: str | None = None  # hub: user/name (or just name: the token's user is used)
+    private: bool = True
+    token: str | None = None  # hub: a vault reference id, never the token itself
+
+    @model_validator(mode="after")
+    def _hub_needs_repo(self) -> DeploySpec:
+        if self.target == "hub":
+            if not self.repo_id or not REPO_ID.match(self.repo_id):
+                raise ValueError("a hub deploy needs repo_id like 'user/name'")
+        return self
 
 
 class Spec(_Strict):
@@ -111,16 +125,25 @@ class Spec(_Strict):
             return None
         if value == "local":
             return {"target": "local"}
-        if isinstance(value, str) and value.startswith(("hf://", "hub")):
-            raise ValueError("publishing to the HuggingFace Hub is not available in this version; use 'local' or none")
+        if isinstance(value, str) and value.startswith("hf://"):
+            return {"target": "hub", "repo_id": value.removeprefix("hf://")}
         return value
 
     @field_validator("llm")
     @classmethod
     def _llm(cls, value: Any) -> Any:
-        if value not in ("none", None):
-            raise ValueError("LLM-backed agents are not available in this version; set llm: none")
-        return "none"
+        if value in (None, "none", False):
+            return "none"
+        if isinstance(value, str):
+            if value != "auto" and "/" not in value:
+                raise ValueError(f"'{value}' is not a model id; write provider/model (e.g. openai/gpt-4o-mini), auto or none")
+            return value
+        unknown = sorted(set(value) - {"model", "api_base", "api_key", "api_key_env"})
+        if unknown:
+            raise ValueError(f"unknown llm key '{unknown[0]}'; allowed: model, api_base, api_key, api_key_env")
+        if not value.get("model"):
+            raise ValueError("an llm mapping needs 'model'")
+        return value
 
     @field_validator("hyperparameters")
     @classmethod
@@ -187,8 +210,12 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def load_spec(path: Path) -> tuple[Spec, str]:
-    """Read and validate a spec file; returns the spec and its text. Raises SpecError."""
+def load_spec(path: Path, redact_text: Callable[[str], str] | None = None) -> tuple[Spec, str]:
+    """Read and validate a spec file; returns the spec and its text. Raises SpecError.
+
+    ``redact_text`` swaps secrets in the text for vault reference ids before anything parses it,
+    so the spec that is stored and logged never holds a credential.
+    """
     import yaml
 
     if not path.exists():
@@ -204,6 +231,8 @@ def load_spec(path: Path) -> tuple[Spec, str]:
         ) from None
     if not text.strip():
         raise SpecError(f"{path.name} is empty; it needs at least 'task' and 'data.source'.")
+    if redact_text is not None:
+        text = redact_text(text)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -22,6 +22,7 @@ class JobContext:
     spec_path: str | None = None
     job_dir: str = ""
     conversation: list[dict[str, Any]] = field(default_factory=list)
+    intake: dict[str, Any] = field(default_factory=dict)
     task_type: str | None = None
     intent: dict[str, Any] = field(default_factory=dict)
     data_report: dict[str, Any] = field(default_factory=dict)

@@ -57,8 +57,11 @@ def skip_reason(stage: str, context: JobContext) -> str | None:
     task = TASK_TYPES.get(context.task_type or "")
     if task and stage in task.skips:
         return f"not used for {task.name}"
-    if stage == "deploy" and not context.spec.get("deploy"):
+    deploy = context.spec.get("deploy") or {}
+    if stage == "deploy" and not deploy:
         return "no deploy target in the spec"
+    if stage == "deploy" and deploy.get("target") == "hub":
+        return "publishing to the HuggingFace Hub is not available in this version; the export stays local"
     return None
 
 

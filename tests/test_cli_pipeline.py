@@ -161,8 +161,8 @@ def test_unsupported_task_type_fails_clearly(tmp_path: Path) -> None:
     assert "summarization is not supported by this version yet" in result.output
 
 
-def test_bare_command_prints_help() -> None:
-    result = runner.invoke(app, [])
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "Usage" in result.output and "resume" in result.output
 
 

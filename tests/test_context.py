@@ -10,6 +10,7 @@ SAMPLE = {
     "spec_path": "/tmp/spec.yaml",
     "job_dir": "/tmp/jobs/job-1",
     "conversation": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    "intake": {"task": "x", "credentials": {"hf_token": "⟨secret:hf_token:1⟩"}, "done": True},
     "task_type": "tabular_classification",
     "intent": {"target": "y", "family": "tabular"},
     "data_report": {"rows": 10, "column_info": [{"name": "a", "missing": 0}]},

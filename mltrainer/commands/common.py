@@ -54,7 +54,9 @@ def _save_traceback() -> str:
     folder = settings.home() / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / time.strftime("crash-%Y%m%d-%H%M%S.log")
-    path.write_text(traceback.format_exc())
+    from tools.vault import mask
+
+    path.write_text(mask(traceback.format_exc()))  # a traceback can quote a secret: mask it
     return str(path)
 
 
@@ -65,14 +67,42 @@ def open_store() -> Store:
     return Store(settings.db_path())
 
 
+def job_router(context: JobContext, bus: Any) -> Any:
+    """The job's LLM from its spec (rebuilt on every resume), or None: the deterministic floor.
+
+    A spec's api_key is stored as a vault reference; it turns back into the key only here, in
+    memory. An LLM that cannot be set up never fails the job: it runs without one, and says so.
+    """
+    from orchestrator.errors import MltrainerError
+    from orchestrator.events import AgentLog
+    from tools.llm import router_from_spec
+
+    llm = context.spec.get("llm", "none")
+    try:
+        if isinstance(llm, dict) and str(llm.get("api_key", "")).startswith("⟨secret:"):
+            from tools.vault import Vault
+
+            key = Vault().get(context.job_id, llm["api_key"])
+            if key is None:
+                raise MltrainerError("the spec's llm.api_key is not in the vault any more")
+            llm = {**llm, "api_key": key}
+        return router_from_spec(None if llm == "auto" else llm, bus=bus)
+    except MltrainerError as err:
+        bus.emit(AgentLog(stage="intent", level="warning",
+                          message=f"No LLM for this job ({err}); using the deterministic policy."))
+        return None
+
+
 def run_pipeline(store: Store, context: JobContext, *, json_mode: bool, resumed: bool, create: bool) -> int:
     """Run (or resume) a job with a live renderer; returns the exit status."""
     from mltrainer.renderer import render_events
     from orchestrator.events import EventBus
     from orchestrator.orchestrator import Orchestrator
 
+    from agents.registry import default_agents
+
     bus = EventBus()
-    orchestrator = Orchestrator(store, bus)
+    orchestrator = Orchestrator(store, bus, default_agents(bus, llm=job_router(context, bus)))
     if create:
         orchestrator.create(context)
     thread, _ = render_events(bus, json_mode)

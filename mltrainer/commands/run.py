@@ -25,11 +25,19 @@ def run(
     from orchestrator.errors import SpecError
     from orchestrator.orchestrator import new_job_id
 
-    parsed, _text = load_spec(spec)
-    source = resolve_source(parsed, spec)
+    from tools.vault import Vault, redact
+
     if job_id is not None and not settings.JOB_ID_PATTERN.match(job_id):
         raise SpecError(f"--job-id '{job_id}' may use letters, digits, '.', '_' and '-' only (at most 64).")
     name = job_id or new_job_id()
+    vault = Vault()
+    try:
+        parsed, _text = load_spec(spec, redact_text=lambda text: redact(text, vault, name)[0])
+        source = resolve_source(parsed, spec)
+    except SpecError:
+        if job_id is None or not open_store().get_job(name):
+            vault.forget(name)  # nothing was created, so keep nothing it held
+        raise
     spec_dict = parsed.model_dump(mode="json")
     spec_dict["data"]["source"] = source
     context = JobContext(
