@@ -59,10 +59,18 @@ class IntakeState:
                 gaps.append("a validated HuggingFace write token")
         return gaps
 
-    def to_spec(self) -> dict[str, Any]:
-        """The same mapping a spec file would hold (validated by mltrainer.spec.Spec)."""
+    def to_spec(self, llm: Any = None) -> dict[str, Any]:
+        """The same mapping a spec file would hold (validated by mltrainer.spec.Spec).
+
+        ``llm`` is the session's router: the job keeps using that model (its key stays in the
+        environment or vault, never in the spec).
+        """
+        model: Any = "none"
+        if llm is not None:
+            base = getattr(llm, "api_base", None)
+            model = {"model": llm.model, "api_base": base} if base else llm.model
         spec: dict[str, Any] = {"task": self.task, "data": {"source": self.data_source}, "runtime": self.runtime,
-                                "llm": "none"}
+                                "llm": model}
         if self.target:
             spec["data"]["target"] = self.target
         if self.hub_repo:
@@ -128,14 +136,14 @@ class IntakeAgent:
                  llm: Any = None, bus: EventBus | None = None, validators: list[BaseTool] | None = None,
                  state: IntakeState | None = None, max_tool_rounds: int = 4, max_turns: int = 40,
                  on_turn: Callable[[IntakeState], None] | None = None) -> None:
-        from tools.validators import HFTokenValidator
+        from tools.validators import HFTokenValidator, LLMKeyValidator
 
         self.ask, self.say, self.vault, self.job_id, self.llm, self.bus = ask, say, vault, job_id, llm, bus
         self.state = state or IntakeState()
         self.max_tool_rounds, self.max_turns = max_tool_rounds, max_turns
         self.on_turn = on_turn or (lambda s: None)
         tools: list[BaseTool] = [RecordFieldsTool(self.state), FinishIntakeTool(self.state),
-                                 *(validators or [HFTokenValidator()])]
+                                 *(validators or [HFTokenValidator(), LLMKeyValidator()])]
         self.executor = ToolExecutor({self.stage: tools}, vault=vault, job_id=job_id, bus=bus)
 
     # -- shared ------------------------------------------------------------------------------

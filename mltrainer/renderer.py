@@ -242,6 +242,10 @@ def print_job(detail: dict[str, Any]) -> None:
     if detail.get("test_metrics"):
         shown = ", ".join(f"{k} {v:.4f}" for k, v in detail["test_metrics"].items())
         _out.print(f"  test: {shown}")
+    llm = detail.get("llm") or {}
+    if llm.get("calls"):
+        _out.print(f"  llm: {llm['calls']} calls ({', '.join(llm['models'])}), {llm['tokens_in']}→{llm['tokens_out']} "
+                   f"tokens, ${llm['cost']:.4f}")
     for name, path in detail.get("artifacts", {}).items():
         _out.print(f"  {name}: {escape(path)}")
     if detail.get("failure"):

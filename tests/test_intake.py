@@ -172,3 +172,20 @@ def test_state_round_trips_for_resume() -> None:
     state = IntakeState(task="t", data_source="d.csv", credentials={"hf_token": "⟨secret:hf_token:1⟩"},
                         conversation=[{"role": "user", "content": "hi"}])
     assert IntakeState(**json.loads(json.dumps(state.to_dict()))) == state
+
+
+@pytest.mark.parametrize("status,ok,words", [(200, True, "works"), (401, False, "rejected this key"),
+                                             (429, True, "rate-limiting")])
+def test_llm_key_validator_over_the_real_protocol(status: int, ok: bool, words: str) -> None:
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tools.validators import LLMKeyValidator
+
+    key = "sk-proj-" + "Ab3" * 20
+    with FakeOpenAIServer() as server:
+        if status == 200:
+            server.add_text("OK")
+        else:
+            server.add_status(status)
+        outcome = LLMKeyValidator().run(model="openai/fake-model", api_key=key, api_base=server.base_url)
+    assert outcome.ok is ok and words in outcome.message, outcome.message
+    assert key not in outcome.message

@@ -79,3 +79,38 @@ class HFTokenValidator(BaseTool):
             return ToolOutcome(False, f"This token (user {username}) is read-only: pushing needs write access; "
                                       f"create a write token at {TOKENS_PAGE}.", data)
         return ToolOutcome(True, f"Valid HuggingFace token for user {username}" + (" with write access." if can_write else " (read-only)."), data)
+
+
+class LLMKeyValidator(BaseTool):
+    name = "validate_llm_key"
+    description = (
+        "Check an LLM provider key with a one-token completion. Pass the model as provider/model and the "
+        "key's reference id exactly as it appears in the conversation."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {
+            "model": {"type": "string", "description": "provider/model, e.g. openai/gpt-4.1-mini"},
+            "api_key": {"type": "string", "description": "the key's reference id, e.g. ⟨secret:openai_api_key:1⟩"},
+            "api_base": {"type": "string", "description": "only for a self-hosted OpenAI-compatible server"},
+        },
+        "required": ["model", "api_key"],
+    }
+
+    def run(self, model: str, api_key: str, api_base: str | None = None, **_: Any) -> ToolOutcome:
+        from orchestrator.errors import CredentialError, MltrainerError
+        from tools.llm import LLMRouter
+
+        if api_key.startswith("⟨secret:"):
+            return ToolOutcome(False, "That reference id is not one of this session's secrets; ask the user to paste the key again.")
+        router = LLMRouter(model, api_key=api_key, api_base=api_base or None, max_retries=0, timeout=20.0)
+        try:
+            router.complete("Answer with the single word OK.", [{"role": "user", "content": "ping"}], stage="intake")
+        except CredentialError as err:
+            return ToolOutcome(False, f"{model} rejected this key: {err}")
+        except MltrainerError as err:
+            if getattr(err, "llm_error", "") == "RateLimitError":
+                return ToolOutcome(True, f"{model} is rate-limiting us, which means it accepted the key; treating it as valid.",
+                                   {"rate_limited": True})
+            return ToolOutcome(False, f"Could not check the key with {model}: {err}")
+        return ToolOutcome(True, f"The key works with {model}.", {"model": model})

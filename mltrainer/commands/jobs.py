@@ -64,8 +64,18 @@ def job_detail(store: Any, job_id: str) -> dict[str, Any]:
             "attempt_log": [{"attempt": a.attempt, "status": a.status, "duration": a.duration,
                              "started_at": a.started_at, "error": a.error_message} for a in mine],
         })
+    llm = {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0, "models": []}
+    for event in store.events(job_id):
+        if event.get("type") == "llm_response":
+            llm["calls"] += 1
+            llm["tokens_in"] += int(event.get("tokens_in", 0))
+            llm["tokens_out"] += int(event.get("tokens_out", 0))
+            llm["cost"] += float(event.get("cost", 0.0))
+            if event.get("model") not in llm["models"]:
+                llm["models"].append(event.get("model"))
     return {
         "id": job.id,
+        "llm": llm,
         "status": job.status,
         "task_type": job.task_type,
         "task": context.get("raw_prompt"),

@@ -72,7 +72,7 @@ def session(save_spec: Path | None = None, llm: str | None = None, json_mode: bo
         checkpoint(state)
         if not state.done:
             raise typer.Exit(EXIT_FAILED)
-        spec_dict = state.to_spec()
+        spec_dict = state.to_spec(router)
         try:
             spec = Spec.model_validate(spec_dict)
         except Exception as err:
