@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -51,6 +51,64 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError("a time budget must be positive")
     return seconds
+
+
+def normalise_task_type(value: Any) -> Any:
+    """'Tabular Classification' → 'tabular_classification'; unknown names get a close-match hint."""
+    if value is None or not isinstance(value, str):
+        return value
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in ("", "none", "null", "unknown"):
+        return None
+    if key not in TASK_TYPES:
+        close = difflib.get_close_matches(key, TASK_TYPES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f"; choose one of {', '.join(TASK_TYPES)}"
+        raise ValueError(f"'{value}' is not a task type{hint}")
+    return key
+
+
+def check_hyperparameters(
+    values: Mapping[str, Any],
+    table: Mapping[str, tuple[type, float | None, float | None]] = HYPERPARAMETERS,
+    choices: Mapping[str, tuple[str, ...]] | None = None,
+    *,
+    numeric_strings: bool = False,
+) -> dict[str, Any]:
+    """Validate names, types and ranges against a table; one sentence per problem.
+
+    The spec and the intent schema share this, so a value means the same wherever it is set.
+    ``numeric_strings`` accepts '3e-4' (an LLM's habit); a spec file's YAML already types numbers.
+    """
+    choices = {"model": MODEL_CHOICES} if choices is None else choices
+    clean: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in table:
+            close = difflib.get_close_matches(key, table, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(table)}"
+            raise ValueError(f"unknown hyperparameter '{key}'{hint}")
+        kind, low, high = table[key]
+        if kind is str:
+            allowed = choices.get(key, ())
+            if raw not in allowed:
+                raise ValueError(f"hyperparameter '{key}' must be one of {', '.join(allowed)}, not {raw!r}")
+            clean[key] = raw
+            continue
+        if numeric_strings and isinstance(raw, str):
+            try:
+                raw = float(raw.strip())
+            except ValueError:
+                raise ValueError(f"hyperparameter '{key}' must be a number, not {raw!r}") from None
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ValueError(f"hyperparameter '{key}' must be a number, not {raw!r}")
+        if kind is int and float(raw) != int(raw):
+            raise ValueError(f"hyperparameter '{key}' must be a whole number, not {raw!r}")
+        number = kind(raw)
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise ValueError(f"hyperparameter '{key}'={raw} is outside {low}..{high}")
+        clean[key] = number
+    if clean.get("val_fraction", 0.15) + clean.get("test_fraction", 0.15) >= 0.8:
+        raise ValueError("val_fraction + test_fraction must leave at least 20% of rows for training")
+    return clean
 
 
 class _Strict(BaseModel):
@@ -102,14 +160,7 @@ class Spec(_Strict):
     @field_validator("task_type")
     @classmethod
     def _task_type(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        key = value.strip().lower().replace("-", "_").replace(" ", "_")
-        if key not in TASK_TYPES:
-            close = difflib.get_close_matches(key, TASK_TYPES, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; choose one of {', '.join(TASK_TYPES)}"
-            raise ValueError(f"'{value}' is not a task type{hint}")
-        return key
+        return normalise_task_type(value)
 
     @field_validator("runtime")
     @classmethod
@@ -148,35 +199,7 @@ class Spec(_Strict):
     @field_validator("hyperparameters")
     @classmethod
     def _hyperparameters(cls, value: dict[str, Any]) -> dict[str, Any]:
-        clean: dict[str, Any] = {}
-        for key, raw in value.items():
-            if key not in HYPERPARAMETERS:
-                close = difflib.get_close_matches(key, HYPERPARAMETERS, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ValueError(f"unknown hyperparameter '{key}'{hint}")
-            kind, low, high = HYPERPARAMETERS[key]
-            if kind is str:
-                if raw not in MODEL_CHOICES:
-                    raise ValueError(f"hyperparameter '{key}' must be one of {', '.join(MODEL_CHOICES)}")
-                clean[key] = raw
-                continue
-            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                raise ValueError(f"hyperparameter '{key}' must be a number, not {raw!r}")
-            if kind is int and float(raw) != int(raw):
-                raise ValueError(f"hyperparameter '{key}' must be a whole number, not {raw!r}")
-            number = kind(raw)
-            if (low is not None and number < low) or (high is not None and number > high):
-                raise ValueError(f"hyperparameter '{key}'={raw} is outside {low}..{high}")
-            clean[key] = number
-        return clean
-
-    @model_validator(mode="after")
-    def _fractions(self) -> Spec:
-        val = self.hyperparameters.get("val_fraction", 0.15)
-        test = self.hyperparameters.get("test_fraction", 0.15)
-        if val + test >= 0.8:
-            raise ValueError("val_fraction + test_fraction must leave at least 20% of rows for training")
-        return self
+        return check_hyperparameters(value)
 
 
 def _sentence(path: Path, err: ValidationError) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mltrainer.spec import HYPERPARAMETERS, MODEL_CHOICES
+from mltrainer.spec import HYPERPARAMETERS, MODEL_CHOICES, REPO_ID, normalise_task_type
+from mltrainer.spec import check_hyperparameters as _check
 from orchestrator.plan import TASK_TYPES
 
 TaskTypeName = Literal[tuple(TASK_TYPES)]  # type: ignore[valid-type]
@@ -43,54 +43,11 @@ ALL_HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
 }
 #: Top-level fields a model sometimes puts under hyperparameters; they are moved up, not rejected.
 HOISTED_KEYS = ("precision",)
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
-
-
-def normalise_task_type(value: Any) -> Any:
-    """'Tabular Classification' → 'tabular_classification'; unknown names get a close-match hint."""
-    if value is None or not isinstance(value, str):
-        return value
-    key = value.strip().lower().replace("-", "_").replace(" ", "_")
-    if key in ("", "none", "null", "unknown"):
-        return None
-    if key not in TASK_TYPES:
-        close = difflib.get_close_matches(key, TASK_TYPES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else f"; choose one of {', '.join(TASK_TYPES)} or null"
-        raise ValueError(f"'{value}' is not a task type{hint}")
-    return key
 
 
 def check_hyperparameters(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate keys and ranges against the tables; numeric strings like '3e-4' are accepted."""
-    clean: dict[str, Any] = {}
-    for key, raw in values.items():
-        if key not in ALL_HYPERPARAMETERS:
-            close = difflib.get_close_matches(key, ALL_HYPERPARAMETERS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(ALL_HYPERPARAMETERS)}"
-            raise ValueError(f"unknown hyperparameter '{key}'{hint}")
-        kind, low, high = ALL_HYPERPARAMETERS[key]
-        if kind is str:
-            choices = CHOICE_HYPERPARAMETERS[key]
-            if raw not in choices:
-                raise ValueError(f"hyperparameter '{key}' must be one of {', '.join(choices)}, not {raw!r}")
-            clean[key] = raw
-            continue
-        if isinstance(raw, str):
-            try:
-                raw = float(raw.strip())
-            except ValueError:
-                raise ValueError(f"hyperparameter '{key}' must be a number, not {raw!r}") from None
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise ValueError(f"hyperparameter '{key}' must be a number, not {raw!r}")
-        if kind is int and float(raw) != int(raw):
-            raise ValueError(f"hyperparameter '{key}' must be a whole number, not {raw!r}")
-        number = kind(raw)
-        if (low is not None and number < low) or (high is not None and number > high):
-            raise ValueError(f"hyperparameter '{key}'={raw} is outside {low}..{high}")
-        clean[key] = number
-    if clean.get("val_fraction", 0.15) + clean.get("test_fraction", 0.15) >= 0.8:
-        raise ValueError("val_fraction + test_fraction must leave at least 20% of rows for training")
-    return clean
+    """The spec's check over the wider intent table; numeric strings like '3e-4' are accepted."""
+    return _check(values, ALL_HYPERPARAMETERS, CHOICE_HYPERPARAMETERS, numeric_strings=True)
 
 
 class _Strict(BaseModel):

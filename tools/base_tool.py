@@ -31,6 +31,13 @@ class ToolOutcome:
         return json.dumps({"ok": self.ok, "message": self.message, **({"data": self.data} if self.data else {})})
 
 
+def unresolved_reference(*values: str | None) -> ToolOutcome | None:
+    """A not-ok answer when a secret argument is still a reference id (forged, or another job's)."""
+    if any(isinstance(v, str) and v.startswith("⟨secret:") for v in values):
+        return ToolOutcome(False, "That reference id is not one of this session's secrets; ask the user to paste it again.")
+    return None
+
+
 class BaseTool(ABC):
     """One callable tool; ``parameters`` is its JSON schema."""
 

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tools.base_tool import BaseTool, ToolOutcome
+from tools.base_tool import BaseTool, ToolOutcome, unresolved_reference
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
@@ -53,8 +53,9 @@ class HFTokenValidator(BaseTool):
         self.timeout = timeout
 
     def run(self, token: str, need_write: bool = False, **_: Any) -> ToolOutcome:
-        if token.startswith("⟨secret:"):
-            return ToolOutcome(False, "That reference id is not one of this session's secrets; ask the user to paste the token again.")
+        refused = unresolved_reference(token)
+        if refused:
+            return refused
         endpoint = hf_endpoint()
         request = urllib.request.Request(f"{endpoint}/api/whoami-v2", headers={"Authorization": f"Bearer {token}",
                                                                               "User-Agent": "mltrainer"})
@@ -101,8 +102,9 @@ class LLMKeyValidator(BaseTool):
         from orchestrator.errors import CredentialError, MltrainerError
         from tools.llm import LLMRouter
 
-        if api_key.startswith("⟨secret:"):
-            return ToolOutcome(False, "That reference id is not one of this session's secrets; ask the user to paste the key again.")
+        refused = unresolved_reference(api_key)
+        if refused:
+            return refused
         router = LLMRouter(model, api_key=api_key, api_base=api_base or None, max_retries=0, timeout=20.0)
         try:
             router.complete("Answer with the single word OK.", [{"role": "user", "content": "ping"}], stage="intake")
