@@ -136,6 +136,7 @@ class IntakeAgent:
                  llm: Any = None, bus: EventBus | None = None, validators: list[BaseTool] | None = None,
                  state: IntakeState | None = None, max_tool_rounds: int = 4, max_turns: int = 40,
                  on_turn: Callable[[IntakeState], None] | None = None) -> None:
+        from tools.kaggle_validator import KaggleValidator
         from tools.validators import HFTokenValidator, LLMKeyValidator
 
         self.ask, self.say, self.vault, self.job_id, self.llm, self.bus = ask, say, vault, job_id, llm, bus
@@ -143,7 +144,7 @@ class IntakeAgent:
         self.max_tool_rounds, self.max_turns = max_tool_rounds, max_turns
         self.on_turn = on_turn or (lambda s: None)
         tools: list[BaseTool] = [RecordFieldsTool(self.state), FinishIntakeTool(self.state),
-                                 *(validators or [HFTokenValidator(), LLMKeyValidator()])]
+                                 *(validators or [HFTokenValidator(), LLMKeyValidator(), KaggleValidator()])]
         self.executor = ToolExecutor({self.stage: tools}, vault=vault, job_id=job_id, bus=bus)
 
     # -- shared ------------------------------------------------------------------------------
