@@ -13,7 +13,7 @@ import csv
 import json
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from agents.base import BaseAgent
 from agents.intent_rules import KEYWORD_RULES, TABLE_SUFFIXES, infer_task_type, parse_rules, spec_locks
@@ -21,6 +21,7 @@ from orchestrator.context import JobContext
 from orchestrator.errors import UnsupportedError
 from orchestrator.intent import Intent, describe_errors, merge_locked
 from orchestrator.plan import TASK_TYPES
+from tools.llm import LLMClient
 
 __all__ = ["KEYWORD_RULES", "TABLE_SUFFIXES", "IntentAgent", "LLMClient", "infer_task_type", "parse_reply"]
 
@@ -36,13 +37,6 @@ FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 COLUMN_FIELDS = ("target", "text_column", "image_column", "time_column")
 #: ``intent["policy"]`` when the LLM's tries were spent and the rules decided.
 FALLBACK = "rules (LLM fallback)"
-
-
-class LLMClient(Protocol):
-    """What this agent needs from an LLM client (tools/llm.py provides one); replies have ``.content``."""
-
-    def complete(self, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-                 response_format: dict[str, Any] | None = None, stage: str = "") -> Any: ...
 
 
 class ReplyError(ValueError):

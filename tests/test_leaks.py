@@ -99,5 +99,29 @@ def test_secrets_typed_in_a_guided_session_reach_no_sink(tmp_path: Path, sealed_
                                input="\n".join(answers) + "\n")
     assert result.exit_code == 0, result.output
     saved = (tmp_path / "saved.yaml").read_text()
-    assert "⟨secret:hf_token:" in saved
+    assert "alice/leaky-model" in saved
     assert_no_leaks(sinks(sealed_home, result.output, saved))
+
+
+def test_secrets_pasted_into_an_llm_session_reach_no_sink(tmp_path: Path, sealed_home: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.llm import LLMRouter
+
+    data = tmp_path / "data.csv"
+    make_classification_frame(200).to_csv(data, index=False)
+    with FakeOpenAIServer() as server:
+        server.add_text("Thanks. Where is the data?")
+        server.add_tool_call("record_request", {"task": "predict whether the label is yes", "data_source": str(data),
+                                                "target": "label"})
+        server.add_tool_call("finish_intake", {})
+        for _ in range(3):
+            server.add_text(json.dumps({"task_type": "tabular_classification", "dataset": {"target": "label"}}))
+        monkeypatch.setattr("mltrainer.commands.session._router",
+                            lambda llm, bus: LLMRouter("openai/fake-model", api_base=server.base_url, bus=bus,
+                                                       sleep=lambda s: None))
+        answers = ["predict whether the label is yes; my keys: " + planted_text(), f"it is in {data}"]
+        result = runner.invoke(app, ["--json"], input="\n".join(answers) + "\n")
+        bodies = [r.raw.decode("utf-8", errors="replace") for r in server.chat_requests]
+    assert result.exit_code == 0, result.output
+    assert len(bodies) >= 3 and any("⟨secret:" in b for b in bodies)
+    assert_no_leaks(sinks(sealed_home, result.output, *bodies))

@@ -35,6 +35,7 @@ def session(save_spec: Path | None = None, llm: str | None = None, json_mode: bo
     from mltrainer.spec import Spec
     from orchestrator.context import JobContext
     from orchestrator.errors import SpecError
+    from orchestrator.events import EventBus, event_to_dict
     from orchestrator.orchestrator import new_job_id
     from tools.vault import Vault
 
@@ -60,9 +61,11 @@ def session(save_spec: Path | None = None, llm: str | None = None, json_mode: bo
             store.checkpoint(context.job_id, context_json=context.to_json(), status="intake", task_type=None,
                              current_stage="intake")
 
-        router = _router(llm)
+        bus = EventBus()  # intake's LLM calls and tool calls land in the job's event log too
+        bus.subscribe(lambda event: store.append_event(context.job_id, event_to_dict(event)))
+        router = _router(llm, bus)
         agent = IntakeAgent(ask=prompt_input, say=print_assistant, vault=vault, job_id=context.job_id, llm=router,
-                            state=state, on_turn=checkpoint)
+                            bus=bus, state=state, on_turn=checkpoint)
         try:
             state = agent.run()
         except (EOFError, KeyboardInterrupt):
@@ -78,7 +81,11 @@ def session(save_spec: Path | None = None, llm: str | None = None, json_mode: bo
         except Exception as err:
             raise SpecError(f"The collected answers do not make a valid spec ({err.__class__.__name__}); start a new session.") from None
         if save_spec is not None:
-            save_spec.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True))
+            # Reference ids belong to this job and stay inert anywhere else, so the saved spec keeps
+            # none: a replay picks credentials up from the environment (HF_TOKEN, hf auth login…).
+            saved = spec.model_dump(mode="json", exclude_none=True)
+            saved.get("deploy", {}).pop("token", None)
+            save_spec.write_text(yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
             print_assistant(f"Saved the spec to {save_spec}; replay it with 'mltrainer run {save_spec}'.")
         source = Path(spec.data.source).expanduser().resolve()
         spec_json = spec.model_dump(mode="json")
@@ -95,10 +102,10 @@ def session(save_spec: Path | None = None, llm: str | None = None, json_mode: bo
     raise typer.Exit(code)
 
 
-def _router(llm: str | None) -> Any:
+def _router(llm: str | None, bus: Any = None) -> Any:
     """The job's LLM (default: the fallback chain), or None for the guided no-LLM intake."""
     if llm == "none":
         return None
     from tools.llm import router_from_spec
 
-    return router_from_spec(None if llm in (None, "auto") else llm)
+    return router_from_spec(None if llm in (None, "auto") else llm, bus=bus)
