@@ -177,3 +177,16 @@ def test_an_internal_bug_is_one_sentence_with_the_traceback_in_a_file(monkeypatc
     assert "Traceback" not in result.output
     log = Path(result.output.split("the traceback is in ")[1].strip().rstrip("."))
     assert "renderer exploded" in log.read_text()
+
+
+def test_an_existing_job_id_is_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    from tools.vault import Vault
+
+    make_classification_frame(100).to_csv(tmp_path / "data.csv", index=False)
+    spec = write_spec(tmp_path, task="predict whether the label is yes")
+    runner.invoke(app, ["run", str(spec), "--job-id", "twice", "--json"])
+    before = Vault().refs("twice")
+    spec.write_text(spec.read_text() + "# token hf_" + "Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bD1fH3j" + "\n")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "twice"])
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert Vault().refs("twice") == before

@@ -23,20 +23,24 @@ def run(
     from mltrainer.spec import load_spec, resolve_source
     from orchestrator.context import JobContext
     from orchestrator.errors import SpecError
+    from orchestrator.errors import UsageError
     from orchestrator.orchestrator import new_job_id
-
     from tools.vault import Vault, redact
 
     if job_id is not None and not settings.JOB_ID_PATTERN.match(job_id):
         raise SpecError(f"--job-id '{job_id}' may use letters, digits, '.', '_' and '-' only (at most 64).")
+    store = open_store()
+    if job_id is not None and store.get_job(job_id) is not None:
+        store.close()
+        raise UsageError(f"A job named '{job_id}' already exists; pick another --job-id or run 'mltrainer resume {job_id}'.")
     name = job_id or new_job_id()
     vault = Vault()
     try:
         parsed, _text = load_spec(spec, redact_text=lambda text: redact(text, vault, name)[0])
         source = resolve_source(parsed, spec)
     except SpecError:
-        if job_id is None or not open_store().get_job(name):
-            vault.forget(name)  # nothing was created, so keep nothing it held
+        store.close()
+        vault.forget(name)  # no job was created, so the vault keeps nothing for it
         raise
     spec_dict = parsed.model_dump(mode="json")
     spec_dict["data"]["source"] = source
@@ -50,7 +54,6 @@ def run(
         task_type=parsed.task_type,
         created_at=time.time(),
     )
-    store = open_store()
     try:
         code = run_pipeline(store, context, json_mode=json_mode, resumed=False, create=True)
     finally:
