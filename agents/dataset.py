@@ -60,9 +60,12 @@ class DatasetAgent(BaseAgent):
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
         from tools.local_data import describe, load_table
+        from tools.sources import fetch
 
-        source = Path(context.intent.get("source") or context.spec["data"]["source"])
+        fetched = fetch(str(context.spec["data"]["source"]))  # cached by content hash; a resume reuses it
+        source = fetched.path
         frame, info = load_table(source)
+        info["fetch"] = fetched.info
         columns = [str(c) for c in frame.columns]
         target, target_reason = pick_target(columns, context.intent.get("target"), source.name)
         if frame.shape[1] < 2:
@@ -101,7 +104,7 @@ class DatasetAgent(BaseAgent):
         report.update(
             {
                 "source": str(source),
-                "sha256": file_sha256(source),
+                "sha256": fetched.info.get("sha256") or file_sha256(source),
                 "file": info,
                 "target_reason": target_reason,
                 "task_type": task_type,

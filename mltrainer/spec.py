@@ -272,13 +272,21 @@ def load_spec(path: Path, redact_text: Callable[[str], str] | None = None) -> tu
     return spec, text
 
 
+#: Source schemes this version fetches (tools/sources.py); anything else is refused up front.
+FETCHABLE_SCHEMES = ("sklearn", "http", "https", "file")
+
+
 def resolve_source(spec: Spec, spec_path: Path) -> str:
     """Local sources are relative to the spec file, as a user reading the spec expects."""
     source = spec.data.source
     if "://" in source:
-        raise SpecError(
-            f"{spec_path.name}: 'data.source' scheme in '{source}' is not available in this version; use a local file path."
-        )
+        scheme = source.split("://", 1)[0].lower()
+        if scheme not in FETCHABLE_SCHEMES:
+            raise SpecError(
+                f"{spec_path.name}: 'data.source' scheme '{scheme}://' is not available in this version; "
+                f"use a local path or one of {', '.join(s + '://' for s in FETCHABLE_SCHEMES)}."
+            )
+        return source
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = (spec_path.parent / path).resolve()

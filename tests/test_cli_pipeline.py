@@ -190,3 +190,33 @@ def test_an_existing_job_id_is_refused_before_anything_is_stored(tmp_path: Path)
     result = runner.invoke(app, ["run", str(spec), "--job-id", "twice"])
     assert result.exit_code == 2 and "already exists" in result.output
     assert Vault().refs("twice") == before
+
+
+def test_bundled_and_url_sources_run_end_to_end(tmp_path: Path) -> None:
+    from tests.fakes.file_server import file_server
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("task: classify the wine cultivar\ndata:\n  source: sklearn://wine\n"
+                    "hyperparameters: {epochs: 3, patience: 2, gbdt_rounds: 10}\n")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "wine"])
+    assert result.exit_code == 0, result.output
+    detail = show_json("wine")
+    assert detail["task_type"] == "tabular_classification" and detail["test_metrics"]["accuracy"] > 0.8
+
+    frame = make_regression_frame(300)
+    with file_server() as server:
+        url = server.add("/exports/values.csv", frame.to_csv(index=False).encode(), content_type="text/csv", etag='"v1"')
+        spec.write_text(f"task: predict the value\ndata:\n  source: {url}\n  target: value\n"
+                        "hyperparameters: {epochs: 3, patience: 2, gbdt_rounds: 10}\n")
+        result = runner.invoke(app, ["run", str(spec), "--job-id", "remote"])
+        assert result.exit_code == 0, result.output
+        assert server.full_downloads("/exports/values.csv") == 1
+    detail = show_json("remote")
+    assert detail["test_metrics"]["r2"] > 0.5
+
+
+def test_unknown_source_scheme_is_a_spec_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("task: x\ndata:\n  source: s3://bucket/data.csv\n")
+    result = runner.invoke(app, ["run", str(spec)])
+    assert result.exit_code == 2 and "'s3://' is not available" in result.output

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import json
 import os
 import re
 import shutil
-import socket
 import stat
 import tarfile
 import tempfile
@@ -55,8 +55,8 @@ SKLEARN_SETS = {
     "diabetes": ("load_diabetes", False), "digits": ("load_digits", True),
 }
 UNSUPPORTED = {
-    "hf": "HuggingFace datasets (hf://) are not supported as a data source yet; download the file and point data.source at it.",
-    "kaggle": "Kaggle datasets (kaggle://) are not supported as a data source yet; download the file and point data.source at it.",
+    "hf": "HuggingFace datasets (hf://) are not a supported data source yet; download the file and use its path.",
+    "kaggle": "Kaggle datasets (kaggle://) are not a supported data source yet; download the file and use its path.",
 }
 TRANSIENT_STATUS = {408, 425, 429}
 NOT_FOUND_STATUS = {404, 410}
@@ -75,7 +75,9 @@ def fetch(source: str, *, cache_dir: Path | None = None, max_bytes: int = 2 * 10
         from mltrainer.settings import home
 
         cache_dir = home() / "cache"
-    source = str(source)
+    source = str(source).strip()
+    if not source:
+        raise DataError("The data source is empty; give a file path or a URL.")
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+)://", source)
     scheme = match.group(1).lower() if match else ""
     if scheme in UNSUPPORTED:
@@ -90,13 +92,14 @@ def fetch(source: str, *, cache_dir: Path | None = None, max_bytes: int = 2 * 10
 
 # ---------------------------------------------------------------- local files and sklearn sets
 
-def _local(source: str, cache: Path, max_bytes: int, timeout: float, scheme: str = "file") -> FetchedData:
+def _local(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedData:
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"The data source {source} does not exist; check the path.")
-    info: dict[str, Any] = {"source": source, "scheme": scheme, "cached": False}
+    info: dict[str, Any] = {"source": source, "scheme": "file", "cached": False}
     if path.is_file():
-        info.update(bytes=path.stat().st_size, sha256=_hash_file(path), content_type=_type_of(path.name))
+        info.update(bytes=path.stat().st_size, sha256=_hash_file(path), content_type=next(
+            (t for t, s in CONTENT_TYPE_SUFFIX.items() if s == _suffix(path.name)), None))
     return FetchedData(path, info)
 
 
@@ -124,14 +127,13 @@ def _sklearn(source: str, cache: Path, max_bytes: int, timeout: float) -> Fetche
 
         loader, classes = SKLEARN_SETS[name]
         bunch = getattr(datasets, loader)()
-        columns = list(getattr(bunch, "feature_names", None) or [f"pixel_{i}" for i in range(bunch.data.shape[1])])
+        columns = getattr(bunch, "feature_names", None)
+        if columns is None or len(columns) != bunch.data.shape[1]:
+            columns = [f"pixel_{i}" for i in range(bunch.data.shape[1])]
         frame = pd.DataFrame(bunch.data, columns=[str(c) for c in columns])
         names = getattr(bunch, "target_names", None)
-        target = bunch.target
-        if classes and names is not None and len(names) and isinstance(names[0], str):
-            target = [str(names[int(t)]) for t in target]
-        frame["target"] = target
-        path.parent.mkdir(parents=True, exist_ok=True)
+        labelled = classes and names is not None and len(names) and isinstance(names[0], str)
+        frame["target"] = [str(names[int(t)]) for t in bunch.target] if labelled else bunch.target
         _atomic_write(path, frame.to_csv(index=False).encode())
     info = {"source": source, "scheme": "sklearn", "cached": cached, "bytes": path.stat().st_size,
             "sha256": _hash_file(path), "content_type": "text/csv",
@@ -142,34 +144,38 @@ def _sklearn(source: str, cache: Path, max_bytes: int, timeout: float) -> Fetche
 # ---------------------------------------------------------------- http(s)
 
 def _http(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedData:
-    index = _read_index(cache)
-    entry = index.get(source)
-    cached_file = cache / "files" / entry["sha256"] / entry["name"] if entry else None
-    if entry and cached_file and cached_file.is_file() and cached_file.stat().st_size == entry["bytes"]:
-        info = {"source": source, "scheme": urllib.parse.urlparse(source).scheme, "cached": True, **entry}
-        if not (entry.get("etag") or entry.get("last_modified")):
-            return FetchedData(cached_file, {**info, "revalidated": False})
-        headers = {"If-None-Match": entry.get("etag"), "If-Modified-Since": entry.get("last_modified")}
+    entry = _read_index(cache).get(source) or {}
+    hit = cache / "files" / entry["sha256"] / entry["name"] if entry else None
+    if hit is None or not hit.is_file() or hit.stat().st_size != entry["bytes"]:
+        hit, entry = None, {}
+    info = {"source": source, "scheme": urllib.parse.urlparse(source).scheme, "cached": True, **entry}
+    asked = {"If-None-Match": entry.get("etag"), "If-Modified-Since": entry.get("last_modified")}
+    conditional = {k: v for k, v in asked.items() if v}
+    if hit and not conditional:
+        return FetchedData(hit, {**info, "revalidated": False})
+    for attempt in range(1, STREAM_TRIES + 1):
         try:
-            with _open(source, {k: v for k, v in headers.items() if v}, timeout):
-                pass  # 200: the content changed, so download it again below
+            return _download(source, cache, max_bytes, timeout, conditional)
         except _NotModified:
-            return FetchedData(cached_file, {**info, "revalidated": True})
+            assert hit is not None  # only a conditional request gets a 304
+            return FetchedData(hit, {**info, "revalidated": True})
         except TransientError:
-            return FetchedData(cached_file, {**info, "revalidated": False, "stale": True})
-    for _ in range(STREAM_TRIES - 1):
-        try:
-            return _download(source, cache, max_bytes, timeout)
-        except _Interrupted:
-            continue
-    try:
-        return _download(source, cache, max_bytes, timeout)
-    except _Interrupted as err:
-        raise TransientError(f"The download of {source} stopped after {err.args[0]} bytes; fetching again resumes it.") from err
+            if hit is None:
+                raise
+            return FetchedData(hit, {**info, "revalidated": False, "stale": True})  # offline resume goes on
+        except _Interrupted as err:
+            if attempt == STREAM_TRIES:
+                raise TransientError(f"The download of {source} stopped after {err.args[0]:,} bytes; "
+                                     "fetching again resumes it.") from err
+    raise AssertionError("unreachable")
 
 
 class _NotModified(Exception):
-    pass
+    """304: the cached copy is current."""
+
+
+class _RangeRefused(Exception):
+    """416: the partial file no longer fits the remote one."""
 
 
 class _Interrupted(Exception):
@@ -180,48 +186,47 @@ def _open(url: str, headers: dict[str, str], timeout: float) -> Any:
     """urlopen with HTTP statuses and network failures turned into our one-sentence errors."""
     request = urllib.request.Request(url, headers={"User-Agent": "mltrainer", **headers})
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - scheme checked by caller
+        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - scheme checked by fetch
     except urllib.error.HTTPError as err:
         err.close()
-        if err.code == 304:
-            raise _NotModified() from None
-        if err.code in NOT_FOUND_STATUS:
-            raise DataError(f"{url} was not found (HTTP {err.code}); check the address.") from None
-        if err.code >= 500 or err.code in TRANSIENT_STATUS:
-            raise TransientError(f"{url} answered HTTP {err.code} ({err.reason}); the server may recover, so try again.") from None
-        raise ClientError(f"{url} refused the request (HTTP {err.code} {err.reason}); check the address and access rights.") from None
+        code, why = err.code, err.reason
+        if code in (304, 416):
+            raise (_NotModified if code == 304 else _RangeRefused)() from None
+        if code in NOT_FOUND_STATUS:
+            raise DataError(f"{url} was not found (HTTP {code}); check the address.") from None
+        if code >= 500 or code in TRANSIENT_STATUS:
+            raise TransientError(f"{url} answered HTTP {code} ({why}); the server may recover, so try again.") from None
+        raise ClientError(f"{url} refused the request (HTTP {code} {why}); check the address and access rights.") from None
     except urllib.error.URLError as err:
-        reason = err.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
-            raise TransientError(f"{url} did not answer within {timeout:g} s; try again later.") from None
-        raise TransientError(f"{url} could not be reached ({reason}); check the network and try again.") from None
-    except (TimeoutError, socket.timeout):
-        raise TransientError(f"{url} did not answer within {timeout:g} s; try again later.") from None
-    except (OSError, ValueError) as err:
-        if isinstance(err, ValueError):
-            raise DataError(f"{url} is not a valid URL ({err}).") from None
-        raise TransientError(f"{url} could not be reached ({err}); check the network and try again.") from None
+        reason: object = err.reason
+    except OSError as err:  # timeouts and resets that urllib does not wrap
+        reason = err
+    except ValueError as err:
+        raise DataError(f"{url} is not a valid URL ({err}).") from None
+    if isinstance(reason, TimeoutError):
+        raise TransientError(f"{url} did not answer within {timeout:g} s; try again later.")
+    raise TransientError(f"{url} could not be reached ({reason}); check the network and try again.")
 
 
-def _download(url: str, cache: Path, max_bytes: int, timeout: float) -> FetchedData:
+def _download(url: str, cache: Path, max_bytes: int, timeout: float, conditional: dict[str, str]) -> FetchedData:
+    """One GET into the .part file: a Range request when part of it is there, else a (conditional) full one."""
     key = hashlib.sha256(url.encode()).hexdigest()[:32]
     part, meta_path = cache / "partial" / f"{key}.part", cache / "partial" / f"{key}.json"
     part.parent.mkdir(parents=True, exist_ok=True)
     meta = json.loads(meta_path.read_text()) if meta_path.exists() and part.exists() else {}
     have = part.stat().st_size if meta and part.exists() else 0
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = {} if have else dict(conditional)
     if have:
         headers["Range"] = f"bytes={have}-"
         if meta.get("etag") or meta.get("last_modified"):
             headers["If-Range"] = meta.get("etag") or meta["last_modified"]
     try:
         response = _open(url, headers, timeout)
-    except ClientError as err:
-        if have and "HTTP 416" in str(err):  # our partial file no longer fits the remote one
-            part.unlink(missing_ok=True)
-            meta_path.unlink(missing_ok=True)
-            return _download(url, cache, max_bytes, timeout)
-        raise
+    except _RangeRefused:
+        _discard(part, meta_path)
+        if not have:
+            raise TransientError(f"{url} refused a plain download with HTTP 416; try again later.") from None
+        return _download(url, cache, max_bytes, timeout, conditional)
     with response:
         start, total = 0, _length(response)
         if response.status == 206:
@@ -229,9 +234,10 @@ def _download(url: str, cache: Path, max_bytes: int, timeout: float) -> FetchedD
             start = int(found.group(1)) if found else -1
             total = int(found.group(2)) if found and found.group(2) != "*" else None
             if start != have:  # the server answered another range than the one asked for
-                part.unlink(missing_ok=True)
-                meta_path.unlink(missing_ok=True)
-                return _download(url, cache, max_bytes, timeout)
+                _discard(part, meta_path)
+                if not have:
+                    raise TransientError(f"{url} answered a plain download with a partial range; try again later.")
+                return _download(url, cache, max_bytes, timeout, conditional)
         else:  # 200: the whole body, so a stale partial file is useless
             meta = {"etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified"),
                     "content_type": response.headers.get("Content-Type"),
@@ -246,7 +252,7 @@ def _download(url: str, cache: Path, max_bytes: int, timeout: float) -> FetchedD
             while True:
                 try:
                     block = response.read(CHUNK)
-                except (OSError, ValueError, Exception) as err:  # http.client.IncompleteRead, resets, timeouts
+                except (OSError, http.client.HTTPException) as err:  # IncompleteRead, resets, timeouts
                     if got > start:
                         raise _Interrupted(got) from err
                     raise TransientError(f"The download of {url} failed ({type(err).__name__}); try again.") from err
@@ -274,7 +280,7 @@ def _download(url: str, cache: Path, max_bytes: int, timeout: float) -> FetchedD
     index[url] = entry
     _atomic_write(cache / "urls.json", json.dumps(index, indent=1).encode())
     scheme = urllib.parse.urlparse(url).scheme
-    return FetchedData(final, {"source": url, "scheme": scheme, "cached": False, "resumed_from": have, **entry})
+    return FetchedData(final, {"source": url, "scheme": scheme, "cached": False, "resumed_from": start, **entry})
 
 
 def _length(response: Any) -> int | None:
@@ -313,15 +319,10 @@ def _suffix(name: str) -> str:
     return next((s for s in known if lower.endswith(s) and len(lower) > len(s)), "")
 
 
-def _type_of(name: str) -> str | None:
-    suffix = _suffix(name)
-    return next((t for t, s in CONTENT_TYPE_SUFFIX.items() if s == suffix), None)
-
-
 # ---------------------------------------------------------------- archives
 
 def _maybe_unpack(fetched: FetchedData, cache: Path, max_bytes: int) -> FetchedData:
-    """Unpack an archive into ``<name>.unpacked`` next to its cached copy; one table inside → that table."""
+    """Unpack an archive into ``<name>.unpacked`` next to its cached copy; one table (or one file) inside → it."""
     path = fetched.path
     kind = _suffix(path.name) if path.is_file() else ""
     if kind not in ARCHIVE_SUFFIXES:
@@ -342,7 +343,8 @@ def _maybe_unpack(fetched: FetchedData, cache: Path, max_bytes: int) -> FetchedD
     tables = [p for p in files if _suffix(p.name) in TABLE_SUFFIXES]
     info = {**fetched.info, "archive": str(path), "members": len(files),
             "unpacked_bytes": sum(p.stat().st_size for p in files)}
-    return FetchedData(tables[0] if len(tables) == 1 else dest, info)
+    single = tables if len(tables) == 1 else files if len(files) == 1 else []
+    return FetchedData(single[0] if single else dest, info)
 
 
 def _junk(relative: Path) -> bool:
@@ -353,47 +355,51 @@ def _unpack(path: Path, kind: str, dest: Path, max_bytes: int) -> None:
     try:
         if kind == ".zip":
             with zipfile.ZipFile(path) as archive:
-                members = [(i.filename, i.is_dir(), stat.S_IFMT(i.external_attr >> 16), i.file_size)
-                           for i in archive.infolist()]
-                _check(path, members, max_bytes, zip_style=True)
+                members = [(i.filename, i.is_dir(), stat.S_IFMT(i.external_attr >> 16) in (0, stat.S_IFREG),
+                            i.file_size) for i in archive.infolist()]
+                _check(path, members, max_bytes)
                 _extract(path, ((i.filename, i.is_dir(), lambda i=i: archive.open(i)) for i in archive.infolist()),
                          dest, max_bytes)
-        elif kind == ".gz" and not path.name.lower().endswith((".tar.gz", ".tgz")):
-            inner = path.name[:-3]
-            if inner.lower().endswith(".tar"):
-                return _unpack_tar(path, dest, max_bytes)
-            _extract(path, iter([(inner, False, lambda: gzip.open(path, "rb"))]), dest, max_bytes)
+        elif kind == ".gz" and not _gz_holds_tar(path):
+            _extract(path, iter([(path.name[:-3], False, lambda: gzip.open(path, "rb"))]), dest, max_bytes)
         else:
             _unpack_tar(path, dest, max_bytes)
-    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, zipfile.LargeZipFile) as err:
-        raise DataError(f"{path.name} is not a readable archive ({type(err).__name__}); download it again.") from None
+    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, zipfile.LargeZipFile,
+            RuntimeError, OSError) as err:  # RuntimeError: an encrypted zip member
+        raise DataError(f"{path.name} could not be unpacked ({type(err).__name__}: {err}); check the archive.") from None
+
+
+def _gz_holds_tar(path: Path) -> bool:
+    """A .gz that is really a .tar.gz (a tar header inside) is unpacked as a tar."""
+    with gzip.open(path) as handle:
+        return handle.read(512)[257:262] == b"ustar"
 
 
 def _unpack_tar(path: Path, dest: Path, max_bytes: int) -> None:
     with tarfile.open(path, "r:*") as archive:
-        infos = archive.getmembers()
-        kinds = {True: stat.S_IFREG}
-        members = [(m.name, m.isdir(), kinds.get(m.isfile(), 0) if not m.isdir() else stat.S_IFDIR, m.size)
-                   for m in infos]
-        _check(path, members, max_bytes, zip_style=False)
+        infos: list[tarfile.TarInfo] = []
+        for member in archive:  # stop reading headers early rather than list a million entries
+            infos.append(member)
+            if len(infos) > MAX_MEMBERS:
+                break
+        _check(path, [(m.name, m.isdir(), m.isfile(), m.size) for m in infos], max_bytes)
         _extract(path, ((m.name, m.isdir(), lambda m=m: archive.extractfile(m)) for m in infos), dest, max_bytes)
 
 
-def _check(path: Path, members: list[tuple[str, bool, int, int]], max_bytes: int, zip_style: bool) -> None:
+def _check(path: Path, members: list[tuple[str, bool, bool, int]], max_bytes: int) -> None:
     """Refuse the whole archive before writing anything: unsafe names, links/devices, too many or too big."""
     if len(members) > MAX_MEMBERS:
         raise DataError(f"{path.name} holds {len(members):,} entries, over the {MAX_MEMBERS:,} limit; it is refused as unsafe.")
     total = 0
-    for name, is_dir, mode, size in members:
+    for name, is_dir, regular, size in members:
         pure = PurePosixPath(name.replace("\\", "/"))
         if pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", name):
             raise DataError(f"{path.name} has an unsafe entry '{name}' that points outside the archive; it is refused.")
-        regular = mode in (0, stat.S_IFREG) if zip_style else mode == stat.S_IFREG
         if not is_dir and not regular:
             raise DataError(f"{path.name} has an entry '{name}' that is a link or device, not a file; it is refused as unsafe.")
         total += size
         if total > max_bytes:
-            raise DataError(f"{path.name} unpacks to more than the {max_bytes:,}-byte limit; it is refused as a likely archive bomb.")
+            raise _bomb(path, max_bytes)
 
 
 def _extract(path: Path, entries: Iterator[tuple[str, bool, Callable[[], IO[bytes] | None]]],
@@ -413,8 +419,12 @@ def _extract(path: Path, entries: Iterator[tuple[str, bool, Callable[[], IO[byte
             for block in iter(lambda: source.read(CHUNK), b""):
                 written += len(block)
                 if written > max_bytes:
-                    raise DataError(f"{path.name} unpacks to more than the {max_bytes:,}-byte limit; it is refused as a likely archive bomb.")
+                    raise _bomb(path, max_bytes)
                 out.write(block)
+
+
+def _bomb(path: Path, max_bytes: int) -> DataError:
+    return DataError(f"{path.name} unpacks to more than the {max_bytes:,}-byte limit; it is refused as a likely archive bomb.")
 
 
 # ---------------------------------------------------------------- small helpers
@@ -429,14 +439,15 @@ def _hash_file(path: Path) -> str:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
     os.replace(tmp, path)
 
 
 def _discard(*paths: Path) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _read_index(cache: Path) -> dict[str, Any]:
