@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.loopback import QuietJSONHandler, loopback
 
 LIST_DATASETS_PATH = "/v1/datasets.DatasetApiService/ListDatasets"
 
@@ -64,19 +65,10 @@ class FakeKaggle:
 
 
 def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep test output clean
-            pass
-
+    class Handler(QuietJSONHandler):
         def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            if status == 429:
-                self.send_header("Retry-After", "30")
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(status, body, content_type="application/json; charset=utf-8",
+                           headers={"Retry-After": "30"} if status == 429 else None)
 
         def _error(self, status: int, message: str) -> None:
             self._send(status, {"code": status, "message": message})
@@ -116,12 +108,6 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def fake_kaggle() -> Iterator[FakeKaggle]:
     fake = FakeKaggle()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with loopback(_handler(fake), poll_interval=0.05) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
