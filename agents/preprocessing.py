@@ -35,6 +35,10 @@ class PreprocessingAgent(BaseAgent):
         frame, _ = load_table(Path(context.data_paths["source"]))
         if target not in frame.columns:
             raise DataError(f"The target column '{target}' disappeared from the data file; was it edited after the dataset stage?")
+        leaks = [c for c in context.data_report.get("leakage_suspects", []) if c in frame.columns]
+        for column in leaks:
+            self.log(f"dropped column '{column}': it determines the target one-to-one (leakage)", "warning")
+        frame = frame.drop(columns=leaks)
         before = len(frame)
         frame = frame[frame[target].notna()].reset_index(drop=True)
         dropped_unlabelled = before - len(frame)
@@ -76,7 +80,7 @@ class PreprocessingAgent(BaseAgent):
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
             "stratified": task == "classification",
-            "dropped_columns": spec["dropped"],
+            "dropped_columns": {**{c: "leaks the target" for c in leaks}, **spec["dropped"]},
             "dropped_unlabelled_rows": dropped_unlabelled,
             "numeric_columns": [c["name"] for c in spec["numeric"]],
             "categorical_columns": {c["name"]: c["encoding"] for c in spec["categorical"]},

@@ -220,3 +220,24 @@ def test_unknown_source_scheme_is_a_spec_error(tmp_path: Path) -> None:
     spec.write_text("task: x\ndata:\n  source: s3://bucket/data.csv\n")
     result = runner.invoke(app, ["run", str(spec)])
     assert result.exit_code == 2 and "'s3://' is not available" in result.output
+
+
+def test_the_data_report_flags_leakage_and_the_column_is_dropped(tmp_path: Path) -> None:
+    frame = make_classification_frame(300)
+    frame["label_code"] = frame["label"].map({"yes": 1, "no": 0})  # a relabelled copy of the target
+    frame["constant"] = 7
+    frame["notes"] = [f"free text note number {i} about this row, long enough to be text" for i in range(len(frame))]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    result = runner.invoke(app, ["run", str(write_spec(tmp_path)), "--job-id", "leak"])
+    assert result.exit_code == 0, result.output
+    assert "dropped column 'label_code'" in result.output
+    from mltrainer import settings
+    from mltrainer.store import Store
+
+    context = json.loads(Store(settings.db_path()).require_job("leak").context_json)
+    report = context["data_report"]
+    assert report["leakage_suspects"] == ["label_code"]
+    assert report["constant_columns"] == ["constant"] and "row_id" in report["id_like_columns"]
+    assert "notes" in report["text_length"]
+    assert context["preprocessing_report"]["dropped_columns"]["label_code"] == "leaks the target"
+    assert show_json("leak")["test_metrics"]["accuracy"] < 0.99  # the copy did not make it in

@@ -90,6 +90,25 @@ def load_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame, info
 
 
+def leakage_suspects(frame: pd.DataFrame, target: str) -> list[str]:
+    """Columns that determine the target one-to-one (a copy or a relabelling of it): a model
+    trained with them looks perfect and fails on real data."""
+    import pandas as pd
+
+    y = frame[target].astype(str)
+    suspects = []
+    for name in frame.columns:
+        if name == target:
+            continue
+        x = frame[name].astype(str)
+        if x.nunique() < 2 or x.nunique() > max(50, len(frame) // 2):
+            continue
+        pairs = pd.DataFrame({"x": x, "y": y}).drop_duplicates()
+        if len(pairs) == x.nunique() == y.nunique():
+            suspects.append(name)
+    return suspects
+
+
 def describe(frame: pd.DataFrame, target: str | None) -> dict[str, Any]:
     """The data report later stages decide from."""
     import pandas as pd
@@ -117,8 +136,26 @@ def describe(frame: pd.DataFrame, target: str | None) -> dict[str, Any]:
         "missing_cells": int(frame.isna().sum().sum()),
         "column_info": columns,
     }
+    by_kind: dict[str, list[str]] = {}
+    for col in columns:
+        note = col.get("note", "")
+        key = ("all_missing_columns" if "missing" in note else "constant_columns" if note == "constant"
+               else "id_like_columns" if "id" in note or "identifier" in note else None)
+        if key:
+            by_kind.setdefault(key, []).append(col["name"])
+    report.update(by_kind)
+    text_columns = {}
+    for name in frame.columns:
+        col = frame[name]
+        if name != target and not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            lengths = col.dropna().astype(str).str.len()
+            if len(lengths) and lengths.mean() > 30:
+                text_columns[name] = {"mean_chars": float(lengths.mean()), "max_chars": int(lengths.max())}
+    if text_columns:
+        report["text_length"] = text_columns
     if target and target in frame.columns:
         y = frame[target]
+        report["leakage_suspects"] = leakage_suspects(frame, target)
         report["target"] = target
         report["target_missing"] = int(y.isna().sum())
         report["target_unique"] = int(y.nunique(dropna=True))
