@@ -33,7 +33,7 @@ class ToolOutcome:
 
 def unresolved_reference(*values: str | None) -> ToolOutcome | None:
     """A not-ok answer when a secret argument is still a reference id (forged, or another job's)."""
-    if any(isinstance(v, str) and v.startswith("⟨secret:") for v in values):
+    if any(isinstance(v, str) and "⟨secret:" in v for v in values):
         return ToolOutcome(False, "That reference id is not one of this session's secrets; ask the user to paste it again.")
     return None
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.base_tool import BaseTool, ToolOutcome
+from tools.base_tool import BaseTool, ToolOutcome, unresolved_reference
 
 SETTINGS_PAGE = "https://www.kaggle.com/settings"
-UNRESOLVED = "⟨secret:"
 
 
 def _sdk_client(*, endpoint: str | None, auth: Any, timeout: float) -> tuple[Any, str]:
@@ -95,9 +94,9 @@ class KaggleValidator(BaseTool):
         username = (username or "").strip() or None
         key = (key or "").strip() or None
         api_token = (api_token or "").strip() or None
-        if any(v and UNRESOLVED in v for v in (username, key, api_token)):
-            return ToolOutcome(False, "That reference id is not one of this session's secrets; ask the user to "
-                                      "paste the Kaggle credentials again.")
+        refused = unresolved_reference(username, key, api_token)
+        if refused:
+            return refused
         if key and not api_token and key.startswith("KGAT_"):
             api_token, key = key, None  # an access token saved where the legacy key goes (kaggle.json "key")
         if not api_token and not key:
