@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-from pathlib import Path
 from typing import Any
 
 from agents.base import BaseAgent
@@ -15,14 +13,6 @@ TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome")
 MIN_ROWS = 20
 #: An integer target with at most this many distinct values is treated as classes.
 MAX_CLASSES_FOR_INT_TARGET = 20
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pick_target(columns: list[str], given: str | None, file_name: str) -> tuple[str, str]:
@@ -60,7 +50,7 @@ class DatasetAgent(BaseAgent):
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
         from tools.local_data import describe, load_table
-        from tools.sources import fetch
+        from tools.sources import fetch, hash_file
 
         fetched = fetch(str(context.spec["data"]["source"]))  # cached by content hash; a resume reuses it
         source = fetched.path
@@ -104,7 +94,7 @@ class DatasetAgent(BaseAgent):
         report.update(
             {
                 "source": str(source),
-                "sha256": fetched.info.get("sha256") or file_sha256(source),
+                "sha256": fetched.info.get("sha256") or hash_file(source),
                 "file": info,
                 "target_reason": target_reason,
                 "task_type": task_type,

@@ -4,14 +4,16 @@ when intake is complete; an HF token is validated through a tool call against a 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agents.intake import IntakeAgent, IntakeState
+from tests.fakes.scripted_llm import ScriptedLLM
 from mltrainer.spec import Spec
-from tests.fakes.hub_server import fake_hub
+from tests.fakes.hub_server import hub_with_token
 from tools.llm import LLMReply, ToolCallRequest
 from tools.vault import Vault
 
@@ -36,26 +38,6 @@ class Script:
         self.said.append(text)
 
 
-class ScriptedLLM:
-    """A queue of replies; each element may be a callable taking the messages (to read refs)."""
-
-    model = "scripted/fake"
-
-    def __init__(self, replies: list[Any]) -> None:
-        self.replies = list(replies)
-        self.calls: list[dict[str, Any]] = []
-
-    def complete(self, system: str, messages: list[dict[str, Any]], tools: Any = None, response_format: Any = None,
-                 stage: str = "") -> LLMReply:
-        self.calls.append({"system": system, "messages": json.loads(json.dumps(messages)), "tools": tools})
-        reply = self.replies.pop(0)
-        if callable(reply):
-            reply = reply(messages)
-        if isinstance(reply, str):
-            return LLMReply(content=reply, tool_calls=[], model=self.model, tokens_in=1, tokens_out=1, cost=0.0, latency=0.0)
-        return reply
-
-
 def call(name: str, **arguments: Any) -> LLMReply:
     return LLMReply(content=None, tool_calls=[ToolCallRequest(id=f"c-{name}", name=name, arguments=arguments,
                                                               raw_arguments=json.dumps(arguments))],
@@ -73,9 +55,7 @@ def token_ref(messages: list[dict[str, Any]]) -> str:
 
 @pytest.fixture()
 def hub(monkeypatch: pytest.MonkeyPatch):
-    with fake_hub() as server:
-        server.add_token(HF_TOKEN, "alice", role="write")
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
+    with hub_with_token(monkeypatch, HF_TOKEN) as server:
         yield server
 
 
@@ -95,8 +75,8 @@ def test_llm_conversation_collects_and_validates_through_a_tool(tmp_path: Path, 
     assert state.validated["hf_token"]["ok"]
     assert hub.requests[-1]["authorization"] == f"Bearer {HF_TOKEN}"  # the tool got the real value
     for recorded in llm.calls:  # ...and the model never did
-        assert HF_TOKEN not in json.dumps(recorded)
-        assert HF_TOKEN[3:15] not in json.dumps(recorded)
+        assert HF_TOKEN not in json.dumps(asdict(recorded))
+        assert HF_TOKEN[3:15] not in json.dumps(asdict(recorded))
     assert HF_TOKEN not in json.dumps(state.to_dict())
     assert script.asked[1][1] is True  # the answer after "paste it" is read hidden
     spec = Spec.model_validate(state.to_spec())

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import json
-from collections import deque
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +14,7 @@ from orchestrator.context import JobContext
 from orchestrator.errors import UnsupportedError
 from orchestrator.intent import Intent, intent_from_dict, merge_locked
 from orchestrator.plan import TASK_TYPES
+from tests.fakes.scripted_llm import ScriptedLLM
 
 # -- (a) the rules parser over many requests ---------------------------------------------------------
 
@@ -224,19 +222,6 @@ def test_peek_columns_never_raises(tmp_path: Path) -> None:
 MARKER = "PLANTED-MARKER-7f3a"
 
 
-class ScriptedLLM:
-    """Answers from a queue of reply strings and records every call it gets."""
-
-    def __init__(self, replies: list[str]) -> None:
-        self.replies = deque(replies)
-        self.calls: list[dict[str, Any]] = []
-
-    def complete(self, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-                 response_format: dict[str, Any] | None = None, stage: str = "") -> SimpleNamespace:
-        self.calls.append({"system": system, "messages": copy.deepcopy(messages), "stage": stage})
-        return SimpleNamespace(content=self.replies.popleft(), tool_calls=[])
-
-
 def _context(tmp_path: Path, task: str = "predict the value of a house", **spec_extra: Any) -> JobContext:
     data = tmp_path / "houses.csv"
     data.write_text("sqft,rooms,kind,value\n" + "".join(f"{i},{i % 5},a,{i * 2}\n" for i in range(30)))
@@ -255,8 +240,8 @@ def _reply(**fields: Any) -> str:
 def test_invalid_json_is_sent_back_then_the_valid_reply_wins(tmp_path: Path) -> None:
     llm = ScriptedLLM(["{not json", "```json\n" + _reply(hyperparameters={"epochs": 12}) + "\n```"])
     result = IntentAgent(llm=llm).run(_context(tmp_path))
-    assert len(llm.calls) == 2 and llm.calls[0]["stage"] == "intent"
-    retry = " ".join(m["content"] for m in llm.calls[1]["messages"])
+    assert len(llm.calls) == 2 and llm.calls[0].stage == "intent"
+    retry = " ".join(m["content"] for m in llm.calls[1].messages)
     assert "Your previous reply failed: the reply is not valid JSON" in retry and "Do not repeat it" in retry
     assert "{not json" in retry  # the model sees what it sent
     intent = result["intent"]
@@ -271,8 +256,8 @@ def test_invalid_json_is_sent_back_then_the_valid_reply_wins(tmp_path: Path) -> 
 def test_schema_and_column_errors_are_retried(tmp_path: Path) -> None:
     llm = ScriptedLLM([_reply(hyperparameters={"epoch": 3}), _reply(dataset={"target": "price"}), _reply()])
     result = IntentAgent(llm=llm).run(_context(tmp_path))
-    second = llm.calls[1]["messages"][-1]["content"]
-    third = llm.calls[2]["messages"][-1]["content"]
+    second = llm.calls[1].messages[-1]["content"]
+    third = llm.calls[2].messages[-1]["content"]
     assert "did you mean 'epochs'" in second
     assert "dataset.target 'price' is not a column" in third and "sqft, rooms, kind, value" in third
     assert result["intent"]["target"] == "value" and result["intent"]["policy"] == "llm"
@@ -323,13 +308,13 @@ def test_the_request_carries_only_what_the_agent_chose(tmp_path: Path) -> None:
     llm = ScriptedLLM([_reply()])
     IntentAgent(llm=llm).run(context)
     call = llm.calls[0]
-    sent = call["system"] + json.dumps(call["messages"])
+    sent = call.system + json.dumps(call.messages)
     assert context.raw_prompt in sent and "sqft, rooms, kind, value" in sent and "houses.csv" in sent
-    assert "previous attempt blew up" in call["messages"][0]["content"]
-    first = call["messages"][0]["content"]
+    assert "previous attempt blew up" in call.messages[0]["content"]
+    first = call.messages[0]["content"]
     assert 'Read from the request by simple rules (correct them if they misread it):\ndataset.target = "value"' in first
     assert MARKER not in sent and str(tmp_path) not in sent  # no context fields, no local paths
-    assert "tabular_regression" in call["system"] and "Never" in call["system"]
+    assert "tabular_regression" in call.system and "Never" in call.system
 
 
 def test_unsupported_task_types_still_fail_clearly(tmp_path: Path) -> None:

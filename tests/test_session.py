@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mltrainer.app import app
 from tests.conftest import make_classification_frame
-from tests.fakes.hub_server import fake_hub
+from tests.fakes.hub_server import hub_with_token
 from tests.fakes.openai_server import FakeOpenAIServer
 
 runner = CliRunner()
@@ -20,9 +20,7 @@ HF_TOKEN = "hf_" + "Zr8Kq2Lm5Nw9Pt3Vx7Bc1Df4Gh6Jk0Ys"
 
 @pytest.fixture()
 def hub(monkeypatch: pytest.MonkeyPatch):
-    with fake_hub() as server:
-        server.add_token(HF_TOKEN, "alice", role="write")
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
+    with hub_with_token(monkeypatch, HF_TOKEN) as server:
         yield server
 
 

@@ -98,7 +98,7 @@ def _local(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedD
         raise DataError(f"The data source {source} does not exist; check the path.")
     info: dict[str, Any] = {"source": source, "scheme": "file", "cached": False}
     if path.is_file():
-        info.update(bytes=path.stat().st_size, sha256=_hash_file(path), content_type=next(
+        info.update(bytes=path.stat().st_size, sha256=hash_file(path), content_type=next(
             (t for t, s in CONTENT_TYPE_SUFFIX.items() if s == _suffix(path.name)), None))
     return FetchedData(path, info)
 
@@ -136,7 +136,7 @@ def _sklearn(source: str, cache: Path, max_bytes: int, timeout: float) -> Fetche
         frame["target"] = [str(names[int(t)]) for t in bunch.target] if labelled else bunch.target
         _atomic_write(path, frame.to_csv(index=False).encode())
     info = {"source": source, "scheme": "sklearn", "cached": cached, "bytes": path.stat().st_size,
-            "sha256": _hash_file(path), "content_type": "text/csv",
+            "sha256": hash_file(path), "content_type": "text/csv",
             "task": "classification" if SKLEARN_SETS[name][1] else "regression"}
     return FetchedData(path, info)
 
@@ -269,7 +269,7 @@ def _download(url: str, cache: Path, max_bytes: int, timeout: float, conditional
             raise _Interrupted(got)
         raise TransientError(f"The download of {url} stopped after {got} of {total} bytes; try again.")
     name = _sniff_name(url, meta, part)
-    digest = _hash_file(part)
+    digest = hash_file(part)
     final = cache / "files" / digest / name
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, final)
@@ -327,7 +327,7 @@ def _maybe_unpack(fetched: FetchedData, cache: Path, max_bytes: int) -> FetchedD
     kind = _suffix(path.name) if path.is_file() else ""
     if kind not in ARCHIVE_SUFFIXES:
         return fetched
-    digest = fetched.info.get("sha256") or _hash_file(path)
+    digest = fetched.info.get("sha256") or hash_file(path)
     home = path.parent if path.is_relative_to(cache) else cache / "files" / digest
     dest = home / (path.name + ".unpacked")
     if not dest.is_dir():
@@ -429,7 +429,8 @@ def _bomb(path: Path, max_bytes: int) -> DataError:
 
 # ---------------------------------------------------------------- small helpers
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
+    """sha256 of a file, read in chunks: the cache key and the provenance recorded in reports."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):

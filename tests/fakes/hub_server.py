@@ -50,3 +50,12 @@ def fake_hub() -> Iterator[FakeHub]:
     with loopback(_handler(hub)) as url:
         hub.url = url
         yield hub
+
+
+@contextmanager
+def hub_with_token(monkeypatch: Any, token: str, username: str = "alice", role: str = "write") -> Iterator[FakeHub]:
+    """A fake hub that knows one token, with HF_ENDPOINT pointed at it for the test's duration."""
+    with fake_hub() as hub:
+        hub.add_token(token, username, role=role)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        yield hub

@@ -7,8 +7,9 @@ replies the model should produce, run the agent, then look at ``calls`` to see w
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from tools.llm import LLMReply
 
@@ -24,11 +25,17 @@ class ScriptedCall:
     stage: str
 
 
+Scripted = Union[str, LLMReply, BaseException]
+
+
 class ScriptedLLM:
     """Replies in order: a ``str`` becomes a plain text reply, an ``LLMReply`` is returned as is, and an
-    exception instance is raised (to script provider failures). Running out fails the test loudly."""
+    exception instance is raised (to script provider failures). A callable gets the messages and
+    returns one of those — for replies that must quote something only known at run time, such as a
+    secret's reference id. Running out fails the test loudly."""
 
-    def __init__(self, replies: list[str | LLMReply | BaseException], model: str = "scripted") -> None:
+    def __init__(self, replies: list[Scripted | Callable[[list[dict[str, Any]]], Scripted]],
+                 model: str = "scripted") -> None:
         self.model = model
         self.replies = list(replies)
         self.calls: list[ScriptedCall] = []
@@ -41,6 +48,8 @@ class ScriptedLLM:
         if not self.replies:
             raise AssertionError(f"ScriptedLLM ran out of replies at call {len(self.calls)} (stage {stage!r})")
         reply = self.replies.pop(0)
+        if callable(reply):
+            reply = reply(messages)
         if isinstance(reply, BaseException):
             raise reply
         if isinstance(reply, str):
