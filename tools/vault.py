@@ -191,10 +191,18 @@ class Vault:
         self.path = Path(path) if path is not None else settings.home() / VAULT_FILE
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            if not self.path.exists():
+                # Written aside then linked into place: another process never sees a half-written
+                # (empty) vault, and link() refuses to clobber one that appeared meanwhile.
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.new")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     json.dump({"version": 1, "jobs": {}}, handle)
+                try:
+                    with contextlib.suppress(FileExistsError):
+                        os.link(tmp, self.path)
+                finally:
+                    tmp.unlink()
             os.chmod(self.path, 0o600)  # also tightens a vault someone loosened
         except OSError as err:
             raise VaultError(f"Cannot create the credential vault {self.path} ({err.strerror}); "
