@@ -7,6 +7,8 @@ from typing import Any
 
 from agents.base import BaseAgent
 from orchestrator.context import JobContext
+from orchestrator.errors import UnsupportedError
+from orchestrator.plan import TASK_TYPES
 
 #: Rules by training-set size: (upper bound on rows, settings). First row whose bound holds wins.
 #: Measured with bench/tabular_quality.py: small tables want a narrower, more regularised MLP.
@@ -54,6 +56,13 @@ class ConfigAgent(BaseAgent):
     stage = "config"
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
+        task = TASK_TYPES.get(context.task_type or "")
+        if task is not None and not task.supported:
+            trainable = " and ".join(t.name.replace("_", " ") for t in TASK_TYPES.values() if t.supported)
+            raise UnsupportedError(
+                f"Training {task.name.replace('_', ' ')} models is not supported by this version yet "
+                f"({trainable} are); the prepared data is in {context.data_paths.get('dir', context.job_dir)}."
+            )
         locked = dict(context.spec.get("hyperparameters", {}))
         rows = int(context.preprocessing_report["splits"]["train"])
         budget = context.intent.get("time_budget")

@@ -1,112 +1,136 @@
-"""Dataset: load the data, check the target, decide classification vs regression, write the report."""
+"""Dataset: fetch the source, recognise its family, check it and write the data report."""
 
 from __future__ import annotations
 
-import difflib
+from pathlib import Path
 from typing import Any
 
 from agents.base import BaseAgent
 from orchestrator.context import JobContext
 from orchestrator.errors import DataError
 
-TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome")
-MIN_ROWS = 20
-#: An integer target with at most this many distinct values is treated as classes.
-MAX_CLASSES_FOR_INT_TARGET = 20
+#: Downloads and local data above this size are refused unless ``data.max_bytes`` raises the cap.
+DEFAULT_MAX_BYTES = 2 * 1024**3
+#: Vault kinds a data source may need (private Hub sets, Kaggle).
+DATA_CREDENTIALS = ("hf_token", "kaggle_username", "kaggle_key", "kaggle_api_token")
+#: Spec hyperparameters that shape preprocessing (tokenizers, lengths, image size, windows).
+PREPROCESSING_PARAMS = ("tokenizer", "backbone", "vocab_size", "max_length", "max_target_length", "block_size",
+                        "image_size", "lags", "horizon")
 
 
-def pick_target(columns: list[str], given: str | None, file_name: str) -> tuple[str, str]:
-    """The target column and how it was chosen; unknown names get the closest suggestions."""
-    if given:
-        if given in columns:
-            return given, "named in the spec"
-        by_lower = {c.lower(): c for c in columns}
-        if given.lower() in by_lower:
-            return by_lower[given.lower()], f"named in the spec as '{given}' (matched ignoring case)"
-        close = difflib.get_close_matches(given, columns, n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"columns are: {', '.join(columns[:12])}"
-        raise DataError(f"The target column '{given}' is not in {file_name}; {hint}")
-    for name in columns:
-        if name.lower() in TARGET_NAMES:
-            return name, f"inferred: the column is called '{name}'"
-    return columns[-1], f"inferred: the last column, '{columns[-1]}' (set data.target to choose another)"
+def data_options(context: JobContext, task_type: str, roles: dict[str, str] | None = None) -> Any:
+    """What the user said about the data: the spec's data section, the intent's columns and the
+    preprocessing hyperparameters; ``roles`` (from the dataset stage) win once they are known."""
+    from tools.prep import DataOptions
+    from tools.prep.base import DEFAULT_SEED, DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
+
+    data = context.spec.get("data") or {}
+    dataset = context.intent.get("dataset") or {}
+    hp = {**(context.spec.get("hyperparameters") or {})}
+    backbone = (context.intent.get("architecture") or {}).get("backbone")
+    if backbone and "backbone" not in hp:
+        hp["backbone"] = backbone
+    roles = roles or {}
+    return DataOptions(
+        task_type=task_type,
+        target=roles.get("target") or data.get("target") or context.intent.get("target") or dataset.get("target"),
+        text=roles.get("text") or data.get("text") or dataset.get("text_column"),
+        time=roles.get("time") or data.get("time") or dataset.get("time_column"),
+        image=roles.get("image") or data.get("image") or dataset.get("image_column"),
+        seed=int(hp.get("seed", DEFAULT_SEED)),
+        val_fraction=float(hp.get("val_fraction", DEFAULT_VAL_FRACTION)),
+        test_fraction=float(hp.get("test_fraction", DEFAULT_TEST_FRACTION)),
+        params={k: hp[k] for k in PREPROCESSING_PARAMS if k in hp},
+    )
 
 
-def decide_task(series: Any) -> tuple[str, str]:
-    import pandas as pd
+def size_of(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
-    values = series.dropna()
-    unique = values.nunique()
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return "tabular_classification", "the target holds categories"
-    whole = bool((values % 1 == 0).all())
-    if whole and unique <= MAX_CLASSES_FOR_INT_TARGET:
-        return "tabular_classification", f"the target has {unique} whole-number values"
-    return "tabular_regression", f"the target is numeric with {unique} distinct values"
+
+def human_size(size: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_size(path: Path, cap: int) -> None:
+    """Local data is held to the same cap as downloads: a job should not start on more than asked."""
+    size = size_of(path)
+    if size > cap:
+        raise DataError(
+            f"{path.name} is {human_size(size)}, above the data cap of {human_size(cap)}; "
+            "raise data.max_bytes in the spec or use a smaller sample."
+        )
 
 
 class DatasetAgent(BaseAgent):
     stage = "dataset"
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
-        from tools.local_data import describe, load_table
+        from tools.prep import family_for, guess_task_type
         from tools.sources import fetch, hash_file
 
-        fetched = fetch(str(context.spec["data"]["source"]))  # cached by content hash; a resume reuses it
-        source = fetched.path
-        frame, info = load_table(source)
-        info["fetch"] = fetched.info
-        columns = [str(c) for c in frame.columns]
-        target, target_reason = pick_target(columns, context.intent.get("target"), source.name)
-        if frame.shape[1] < 2:
-            raise DataError(f"{source.name} has only the target column; add feature columns to learn from.")
-        y = frame[target]
-        missing_target = int(y.isna().sum())
-        if missing_target > 0.5 * len(frame):
-            raise DataError(
-                f"The target '{target}' is empty in {missing_target} of {len(frame)} rows; label most rows first."
-            )
-        labelled = len(frame) - missing_target
-        if labelled < MIN_ROWS:
-            raise DataError(f"{source.name} has {labelled} labelled rows; at least {MIN_ROWS} are needed to train and test.")
-        task_type = context.task_type
-        reason = "from the request"
+        data = context.spec.get("data") or {}
+        cap = int(data.get("max_bytes") or DEFAULT_MAX_BYTES)
+        # cached by content hash, so a resume reuses what was downloaded
+        fetched = fetch(str(data["source"]), max_bytes=cap, credentials=self._credentials(context, data))
+        path = fetched.path
+        check_size(path, cap)
+        task_type, reason = context.task_type, "from the request"
+        if task_type is None and (guess := guess_task_type(path)) is not None:
+            task_type, reason = guess
+        family = family_for(task_type or "tabular_classification")
+        inspection = family.inspect(path, data_options(context, task_type or ""), self.log)
         if task_type is None:
-            task_type, reason = decide_task(y)
-        if task_type == "tabular_classification":
-            classes = y.dropna().unique()
-            if len(classes) < 2:
-                only = classes[0] if len(classes) else "nothing"
-                raise DataError(
-                    f"The target '{target}' has only one value ({only!r}); a classifier needs at least two classes."
-                )
-        else:
-            import pandas as pd
-
-            numeric = pd.to_numeric(y.dropna(), errors="coerce")
-            if numeric.isna().any():
-                bad = y.dropna()[numeric.isna()].iloc[0]
-                raise DataError(
-                    f"The target '{target}' must be numeric for regression but holds {bad!r}; "
-                    "set task_type: tabular_classification or clean the column."
-                )
-        report = describe(frame, target)
+            task_type, reason = inspection.task_type, inspection.task_type_reason
+        report = dict(inspection.report)
         report.update(
             {
-                "source": str(source),
-                "sha256": fetched.info.get("sha256") or hash_file(source),
-                "file": info,
-                "target_reason": target_reason,
+                "family": report.get("family", family.name),
+                "source": str(path),
+                "sha256": fetched.info.get("sha256") or (hash_file(path) if path.is_file() else None),
+                "fetch": fetched.info,
+                "roles": inspection.roles,
                 "task_type": task_type,
                 "task_type_reason": reason,
             }
         )
-        self.log(f"{report['rows']} rows × {report['columns']} columns; target '{target}' ({target_reason})")
-        summary = f"{report['rows']} rows, {report['columns']} columns, target '{target}', {task_type.replace('_', ' ')}"
+        if inspection.roles.get("target"):
+            report.setdefault("target", inspection.roles["target"])
+        from orchestrator.events import DataReport
+        from tools.prep.report import report_rows
+
+        self.emit(DataReport(stage=self.stage, title=f"Data: {path.name}", rows=tuple(report_rows(report))))
+        intent = {f"{role}_column": column for role, column in inspection.roles.items() if role != "target"}
+        if inspection.roles.get("target"):
+            intent["target"] = inspection.roles["target"]
         return {
             "data_report": report,
-            "data_paths": {"source": str(source)},
+            "data_paths": {"source": str(path)},
             "task_type": task_type,
-            "intent": {"target": target},
-            "summary": summary,
+            "intent": intent,
+            "summary": inspection.summary,
         }
+
+    @staticmethod
+    def _credentials(context: JobContext, data: dict[str, Any]) -> dict[str, str]:
+        """This job's data credentials from the vault (values go to the fetcher only, never to the report)."""
+        from tools.vault import Vault
+
+        vault = Vault()
+        found: dict[str, str] = {}
+        for value, kind in vault.kinds_by_value(context.job_id).items():
+            if kind in DATA_CREDENTIALS:
+                found.setdefault(kind, value)
+        if data.get("token"):
+            value = vault.get(context.job_id, str(data["token"]))
+            if value is None:
+                raise DataError("data.token is not a credential of this job; put the token itself in the spec "
+                                "(it is swapped for a reference) or set HF_TOKEN.")
+            found["hf_token" if value.startswith("hf_") else "kaggle_api_token"] = value
+        return found

@@ -18,7 +18,6 @@ from typing import Any
 from agents.base import BaseAgent
 from agents.intent_rules import KEYWORD_RULES, TABLE_SUFFIXES, infer_task_type, parse_rules, spec_locks
 from orchestrator.context import JobContext
-from orchestrator.errors import UnsupportedError
 from orchestrator.intent import Intent, describe_errors, merge_locked
 from orchestrator.plan import TASK_TYPES
 from tools.llm import LLMClient
@@ -139,11 +138,6 @@ class IntentAgent(BaseAgent):
         else:
             intent, policy = self._ask_llm(context, floor, source, columns)
         task_type = intent.task_type
-        if task_type is not None and not TASK_TYPES[task_type].supported:
-            supported = " and ".join(t.name.replace("_", " ") for t in TASK_TYPES.values() if t.supported)
-            raise UnsupportedError(
-                f"{task_type.replace('_', ' ')} is not supported by this version yet; {supported} are."
-            )
         reason = intent.reasons.get("task_type") or "proposed by the LLM"
         summary = f"{task_type or 'tabular (decided from the target column)'} — {reason}"
         if policy == FALLBACK:

@@ -290,6 +290,9 @@ def spec_locks(spec: dict[str, Any] | None, source: str | None = None) -> dict[s
         locks["dataset.source"] = str(source or data["source"])
     if data.get("target"):
         locks["dataset.target"] = data["target"]
+    for key in ("text", "image", "time"):
+        if data.get(key):
+            locks[f"dataset.{key}_column"] = data[key]
     for key, value in (spec.get("hyperparameters") or {}).items():
         locks[f"hyperparameters.{key}"] = value
     if spec.get("runtime"):

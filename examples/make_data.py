@@ -90,6 +90,111 @@ def houses(n: int, rng: np.random.Generator) -> pd.DataFrame:
     return frame
 
 
+SPAM_OPENERS = ["WINNER!", "URGENT:", "Congratulations!", "FREE entry:", "Claim now:", "Final notice:", "Hot deal:"]
+SPAM_BODIES = [
+    "you have won a {prize} - call {phone} to claim",
+    "reply {word} to get your {prize} today, T&Cs apply",
+    "your mobile number was selected for a {prize}, text {word} to {short}",
+    "cheap {thing} at {pct}% off, visit {url} now",
+    "you are owed £{money} in refunds, call {phone} before midnight",
+    "txt {word} to {short} for a chance to win a {prize}",
+]
+HAM_BODIES = [
+    "are we still on for {meal} at {time}?",
+    "can you pick up {thing} on your way home",
+    "running {minutes} minutes late, sorry",
+    "thanks for {meal} yesterday, it was lovely",
+    "did you see the {event} last night?",
+    "I'll call you after the {event}",
+    "mum says {meal} is at {time}, don't be late",
+    "ok see you at the {place} at {time}",
+    "have you finished the {work} yet",
+    "happy birthday! hope you have a great day",
+]
+FILL = {
+    "prize": ["£1000 cash prize", "holiday to Spain", "new phone", "£500 voucher", "free cruise"],
+    "phone": ["09061701461", "08002986030", "09050000327", "0871277810"],
+    "word": ["WIN", "YES", "CLAIM", "STOP", "PRIZE"], "short": ["87066", "80062", "85023"],
+    "thing": ["ringtones", "loans", "milk", "bread", "the keys", "batteries", "insurance"],
+    "pct": ["50", "70", "90"], "url": ["www.win-now.co", "cheapdeals.net"], "money": ["250", "1,450", "3,000"],
+    "meal": ["dinner", "lunch", "breakfast", "coffee"], "time": ["6", "7.30", "noon", "8pm"],
+    "minutes": ["5", "10", "20"], "event": ["match", "film", "meeting", "concert"],
+    "place": ["station", "pub", "library", "gym"], "work": ["report", "homework", "slides"],
+}
+
+
+def fill(template: str, rng: np.random.Generator) -> str:
+    return template.format(**{k: rng.choice(v) for k, v in FILL.items()})
+
+
+GREETINGS = ["", "", "Hi! ", "Hey, ", "Hiya ", "Oi ", "Morning! ", "Hello, "]
+SIGN_OFFS = ["", "", " x", " xx", " :)", " Love, {name}", " - {name}", " cheers", " ttyl", " ok?"]
+NAMES = ["Tom", "Sam", "Jess", "Ali", "Mo", "Kate", "Raj", "Lucy", "Ben", "Zoe", "Dan", "Priya"]
+
+
+def sms(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Short messages labelled spam/ham (about 1 in 4 spam), with some overlapping words."""
+    rows = []
+    while len(rows) < n:
+        if rng.random() < 0.25:
+            text = f"{rng.choice(SPAM_OPENERS)} {fill(str(rng.choice(SPAM_BODIES)), rng)}"
+            text += str(rng.choice(["", "", " Ref: " + str(rng.integers(1000, 9999)), " Std txt rate.", " 18+ only."]))
+            label = "spam"
+        else:
+            text = fill(str(rng.choice(HAM_BODIES)), rng)
+            text = str(rng.choice(GREETINGS)) + text + str(rng.choice(SIGN_OFFS)).format(name=rng.choice(NAMES))
+            label = "ham"
+        rows.append((text[0].upper() + text[1:] if rng.random() < 0.5 else text, label))
+    return pd.DataFrame(rows, columns=["message", "label"])
+
+
+PEOPLE = ["John Smith", "Mary", "Ahmed Khan", "Li Wei", "Sofia Rossi", "Peter", "Anna Novak"]
+PLACES = ["Paris", "New York", "Berlin", "Lagos", "Tokyo", "Lima", "Cairo"]
+ORGS = ["Acme Corp", "the United Nations", "Globex", "Initech", "the BBC"]
+NER_TEMPLATES = [
+    "{PER} lives in {LOC} .", "{PER} works for {ORG} in {LOC} .", "{ORG} opened an office in {LOC} .",
+    "Yesterday {PER} met {PER} at {ORG} .", "{PER} flew from {LOC} to {LOC} .", "The weather in {LOC} is mild today .",
+    "{ORG} hired {PER} last year .", "Did {PER} visit {LOC} ?",
+]
+
+
+def ner_sentences(n: int, rng: np.random.Generator) -> list[list[tuple[str, str]]]:
+    """Sentences as (word, BIO tag) pairs, in CoNLL-2003 spirit."""
+    pools = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
+    sentences = []
+    for _ in range(n):
+        words: list[tuple[str, str]] = []
+        for piece in str(rng.choice(NER_TEMPLATES)).split():
+            if piece.startswith("{"):
+                kind = piece[1:-1]
+                for i, word in enumerate(str(rng.choice(pools[kind])).split()):
+                    words.append((word, f"{'B' if i == 0 else 'I'}-{kind}"))
+            else:
+                words.append((piece, "O"))
+        sentences.append(words)
+    return sentences
+
+
+def daily_sales(days: int, rng: np.random.Generator) -> pd.DataFrame:
+    """A daily series with trend, weekly and yearly seasonality and noise."""
+    dates = pd.date_range("2021-01-01", periods=days, freq="D")
+    t = np.arange(days)
+    weekly = np.array([0.9, 0.95, 1.0, 1.0, 1.1, 1.35, 1.25])[dates.day_of_week]
+    yearly = 1 + 0.2 * np.sin(2 * np.pi * (dates.day_of_year - 80) / 365.25)
+    sales = (200 + 0.08 * t) * weekly * yearly + rng.normal(0, 8, days)
+    promo = (rng.random(days) < 0.1).astype(int)
+    return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "promo": promo,
+                         "sales": np.round(sales * (1 + 0.15 * promo), 1)})
+
+
+def corpus() -> str:
+    """A small English corpus: scikit-learn's bundled dataset descriptions (BSD-licensed text)."""
+    import sklearn.datasets as datasets
+
+    loaders = ["load_iris", "load_wine", "load_breast_cancer", "load_diabetes", "load_digits", "load_linnerud"]
+    return "\n\n".join(getattr(datasets, name)().DESCR.strip() for name in loaders) + "\n"
+
+
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     rng = np.random.default_rng(7)
@@ -99,6 +204,16 @@ def main() -> None:
     data = houses(2700, rng)
     data.iloc[:2500].to_csv(HERE / "houses.csv", index=False)
     data.iloc[2500:].drop(columns=["price"]).to_csv(HERE / "houses_new.csv", index=False)
+    # The non-tabular examples draw from their own generators so the tables above never change.
+    sms(800, np.random.default_rng(11)).to_csv(HERE / "sms.csv", index=False)
+    sentences = ner_sentences(400, np.random.default_rng(12))
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for sentence in sentences:
+        lines.extend(f"{word} {tag}" for word, tag in sentence)
+        lines.append("")
+    (HERE / "ner.conll").write_text("\n".join(lines))
+    daily_sales(3 * 365, np.random.default_rng(13)).to_csv(HERE / "daily_sales.csv", index=False)
+    (HERE / "corpus.txt").write_text(corpus())
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.spinner import Spinner
 from rich.table import Table
@@ -122,6 +123,9 @@ class LiveRenderer:
         color = "yellow" if e.level == "warning" else "dim"
         self._line(f"   [{color}]{escape(e.message)}[/]")
 
+    def _on_data_report(self, e: Any) -> None:
+        self.console.print(data_table(e.title, e.rows))
+
     def _on_llm_response(self, e: Any) -> None:
         self._line(f"   [dim]llm {escape(e.model)}: {e.tokens_in}→{e.tokens_out} tokens, {e.latency:.1f}s[/]")
 
@@ -148,9 +152,23 @@ class LiveRenderer:
             self._line(f"[bold green]Done[/] in {_fmt_seconds(e.duration)}.{where}")
         elif e.status == "interrupted":
             self._line(f"[yellow]Stopped.[/] Resume with: mltrainer resume {escape(e.job_id)}")
+        elif e.status == "paused":
+            self._line(f"[green]Paused[/] ({escape(e.reason)}) in {_fmt_seconds(e.duration)}. "
+                       f"Continue with: mltrainer resume {escape(e.job_id)}")
         else:
             self._line(f"[bold red]Job {escape(e.job_id)} failed:[/] {escape(e.reason)}")
             self._line(f"Fix the cause, then run: mltrainer resume {escape(e.job_id)}")
+
+
+def data_table(title: str, rows: Any) -> Padding:
+    """The data report as a compact two-column table, indented under its stage line."""
+    table = Table(title=escape(title), title_justify="left", title_style="bold", show_header=False,
+                  box=None, padding=(0, 1), pad_edge=False)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        table.add_row(escape(str(label)), escape(str(value)))
+    return Padding(table, (0, 0, 0, 3))
 
 
 def render_events(bus: EventBus, json_mode: bool) -> tuple[threading.Thread, Any]:
@@ -170,7 +188,7 @@ def render_events(bus: EventBus, json_mode: bool) -> tuple[threading.Thread, Any
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False)
 
-STATUS_STYLE = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "yellow", "pending": "dim",
+STATUS_STYLE = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "yellow", "paused": "cyan", "pending": "dim",
                 "skipped": "dim"}
 
 
@@ -234,6 +252,10 @@ def print_job(detail: dict[str, Any]) -> None:
         table.add_row(s["stage"], _status(s["status"]), str(s["attempts"]),
                       _fmt_seconds(s["duration"]) if s["duration"] else "-", escape(s["note"]))
     _out.print(table)
+    if detail.get("data_report"):
+        from tools.prep.report import report_rows
+
+        _out.print(data_table("data", report_rows(detail["data_report"])))
     for err in detail.get("errors", []):
         _out.print(f"  [red]{err['stage']} attempt {err['attempt']}:[/] {escape(err['message'])}")
     if detail.get("best_metric"):

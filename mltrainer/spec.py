@@ -32,8 +32,20 @@ HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     "gbdt_l2": (float, 0.0, 1e6),
     "val_fraction": (float, 0.05, 0.5),
     "test_fraction": (float, 0.05, 0.5),
+    # preprocessing of text, image and time-series data (tools/prep/)
+    "tokenizer": (str, None, None),  # auto | bpe | wordpiece | char
+    "backbone": (str, None, None),  # a pretrained model id or folder whose tokenizer is used
+    "vocab_size": (int, 16, 1_000_000),
+    "max_length": (int, 4, 65_536),
+    "max_target_length": (int, 4, 65_536),
+    "block_size": (int, 4, 65_536),
+    "image_size": (int, 4, 4096),
+    "lags": (int, 1, 100_000),
+    "horizon": (int, 1, 100_000),
 }
 MODEL_CHOICES = ("auto", "mlp", "gbdt")
+#: str hyperparameters limited to a fixed set; other str hyperparameters take any non-empty text.
+STR_CHOICES: dict[str, tuple[str, ...]] = {"model": MODEL_CHOICES, "tokenizer": ("auto", "bpe", "wordpiece", "char")}
 RUNTIMES = ("local",)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
@@ -79,7 +91,7 @@ def check_hyperparameters(
     The spec and the intent schema share this, so a value means the same wherever it is set.
     ``numeric_strings`` accepts '3e-4' (an LLM's habit); a spec file's YAML already types numbers.
     """
-    choices = {"model": MODEL_CHOICES} if choices is None else choices
+    choices = STR_CHOICES if choices is None else choices
     clean: dict[str, Any] = {}
     for key, raw in values.items():
         if key not in table:
@@ -88,7 +100,12 @@ def check_hyperparameters(
             raise ValueError(f"unknown hyperparameter '{key}'{hint}")
         kind, low, high = table[key]
         if kind is str:
-            allowed = choices.get(key, ())
+            allowed = choices.get(key)
+            if allowed is None:
+                if not isinstance(raw, str) or not raw.strip():
+                    raise ValueError(f"hyperparameter '{key}' must be a non-empty text, not {raw!r}")
+                clean[key] = raw.strip()
+                continue
             if raw not in allowed:
                 raise ValueError(f"hyperparameter '{key}' must be one of {', '.join(allowed)}, not {raw!r}")
             clean[key] = raw
@@ -115,9 +132,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.I)
+SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+              "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(value: Any) -> int:
+    """'500MB', '2GiB', '1.5g' or a number of bytes → bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        size = float(value)
+    else:
+        match = SIZE.match(str(value))
+        if not match:
+            raise ValueError(f"'{value}' is not a size; write e.g. 500MB, 2GB or 1GiB")
+        unit = (match.group(2) or "").lower().removesuffix("b")
+        size = float(match.group(1)) * SIZE_UNITS[unit]
+    if size < 1:
+        raise ValueError("a size cap must be at least 1 byte")
+    return int(size)
+
+
 class DataSpec(_Strict):
     source: str = Field(min_length=1)
-    target: str | None = None
+    target: str | None = None  # the column to predict (label, value, or target text)
+    text: str | None = None  # text column (for summarization/translation: the source side)
+    image: str | None = None  # image path column of a table
+    time: str | None = None  # time index column of a series
+    max_bytes: int | None = None  # refuse data larger than this (download or local), e.g. 500MB
+    token: str | None = None  # a vault reference for a private Hub/Kaggle dataset, never the token
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int | None:
+        return None if value is None else parse_size(value)
 
 
 class BudgetSpec(_Strict):
@@ -273,7 +320,7 @@ def load_spec(path: Path, redact_text: Callable[[str], str] | None = None) -> tu
 
 
 #: Source schemes this version fetches (tools/sources.py); anything else is refused up front.
-FETCHABLE_SCHEMES = ("sklearn", "http", "https", "file")
+FETCHABLE_SCHEMES = ("sklearn", "http", "https", "file", "hf", "kaggle")
 
 
 def resolve_source(spec: Spec, spec_path: Path) -> str:

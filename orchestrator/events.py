@@ -28,7 +28,7 @@ class PipelineStart:
 @dataclass(frozen=True)
 class PipelineEnd:
     job_id: str
-    status: str  # done | failed | interrupted
+    status: str  # done | failed | interrupted | paused
     duration: float
     reason: str = ""
     export_dir: str = ""
@@ -144,6 +144,17 @@ class TrainingMetric:
     type: Literal["training_metric"] = "training_metric"
 
 
+@dataclass(frozen=True)
+class DataReport:
+    """The data report in a few lines (label, value), shown as a compact table."""
+
+    stage: str
+    title: str
+    rows: tuple[tuple[str, str], ...]
+    time: float = field(default_factory=_now)
+    type: Literal["data_report"] = "data_report"
+
+
 Event = Union[
     PipelineStart,
     PipelineEnd,
@@ -158,6 +169,7 @@ Event = Union[
     ToolResult,
     AgentLog,
     TrainingMetric,
+    DataReport,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

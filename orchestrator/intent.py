@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mltrainer.spec import HYPERPARAMETERS, MODEL_CHOICES, REPO_ID, normalise_task_type
+from mltrainer.spec import HYPERPARAMETERS, REPO_ID, STR_CHOICES, normalise_task_type
 from mltrainer.spec import check_hyperparameters as _check
 from orchestrator.plan import TASK_TYPES
 
@@ -23,16 +23,13 @@ TaskTypeName = Literal[tuple(TASK_TYPES)]  # type: ignore[valid-type]
 
 #: Hyperparameters beyond the tabular spec table that non-tabular families need: (type, low, high).
 EXTRA_HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
-    "max_length": (int, 8, 1 << 17),  # tokens per example (text, LLM)
     "warmup_ratio": (float, 0.0, 0.5),
     "grad_accum_steps": (int, 1, 4096),
-    "image_size": (int, 8, 4096),  # pixels per side
     "n_clusters": (int, 2, 100000),
-    "horizon": (int, 1, 100000),  # forecast steps ahead
 }
 #: Hyperparameters whose value is a word from a fixed list.
 CHOICE_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
-    "model": MODEL_CHOICES,
+    **STR_CHOICES,
     "optimizer": ("adamw", "adam", "sgd"),
     "lr_scheduler": ("cosine", "linear", "constant"),
 }
@@ -181,7 +178,7 @@ class Intent(_Strict):
 def _describe_hyperparameter(key: str) -> str:
     kind, low, high = ALL_HYPERPARAMETERS[key]
     if kind is str:
-        return f"{key} ({'|'.join(CHOICE_HYPERPARAMETERS[key])})"
+        return f"{key} ({'|'.join(CHOICE_HYPERPARAMETERS[key])})" if key in CHOICE_HYPERPARAMETERS else f"{key} (text)"
     show = (lambda x: str(int(x))) if kind is int else (lambda x: f"{x:g}")
     return f"{key} ({kind.__name__} {show(low)}..{show(high)})"
 

@@ -111,12 +111,18 @@ class Orchestrator:
         job = self.store.require_job(job_id)
         return JobContext.from_json(job.context_json)
 
-    def run(self, context: JobContext, *, resumed: bool = False) -> JobContext:
-        """Run every stage not completed yet; returns the context in its final state."""
-        with job_lock(Path(context.job_dir)):
-            return self._run_locked(context, resumed)
+    def run(self, context: JobContext, *, resumed: bool = False, until: str | None = None) -> JobContext:
+        """Run every stage not completed yet; returns the context in its final state.
 
-    def _run_locked(self, context: JobContext, resumed: bool) -> JobContext:
+        ``until`` stops after that stage with status ``paused`` (e.g. prepare the data only);
+        ``resume`` later carries on from the next stage.
+        """
+        if until is not None and until not in STAGES:
+            raise ValueError(f"unknown stage {until!r}")
+        with job_lock(Path(context.job_dir)):
+            return self._run_locked(context, resumed, until)
+
+    def _run_locked(self, context: JobContext, resumed: bool, until: str | None = None) -> JobContext:
         self._job_id = context.job_id
         started = time.time()
         context.status = "running"
@@ -132,6 +138,11 @@ class Orchestrator:
                     self._skip(context, stage, reason)
                     continue
                 if not self._run_stage(context, stage):
+                    break
+                if stage == until:
+                    context.status = "paused"
+                    context.current_stage = None
+                    self._save(context, None)
                     break
             else:
                 context.status = "done"
@@ -150,7 +161,7 @@ class Orchestrator:
                 job_id=context.job_id,
                 status=context.status,
                 duration=time.time() - started,
-                reason=context.failure.get("error", ""),
+                reason=context.failure.get("error", "") or (f"stopped after {until} as asked" if context.status == "paused" else ""),
                 export_dir=context.artifacts.get("export_dir", ""),
             )
         )

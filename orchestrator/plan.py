@@ -28,7 +28,7 @@ class TaskType:
     family: str
     description: str
     skips: tuple[str, ...] = ()
-    #: Whether this version has working agents for it end to end.
+    #: Whether this version can train it (config onwards); every type's data is fetched and prepared.
     supported: bool = False
 
 

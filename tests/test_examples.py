@@ -48,3 +48,49 @@ def test_example_spec_runs_and_predicts(tmp_path: Path, name: str, target: str, 
     assert detail["status"] == "done"
     if name == "houses":
         assert (examples / "out" / "houses-model" / "predict.py").exists()  # the spec's local deploy
+
+
+#: example spec → (family, a data-report key it must have, files its preprocessing must write)
+DATA_EXAMPLES = {
+    "churn": ("tabular", "target_distribution", ["X_train.npy", "y_test.npy", "transform.json"]),
+    "sms_spam": ("text", "text_length", ["ids_train.npy", "y_val.npy", "tokenizer.json"]),
+    "ner": ("tokens", "label_vocabulary", ["ids_train.npy", "labels_test.npy", "tokenizer.json"]),
+    "digits_images": ("image", "images", ["X_train.npy", "y_test.npy"]),
+    "daily_sales": ("time_series", "frequency", ["X_train.npy", "y_test.npy", "series.parquet"]),
+    "corpus_lm": ("lm", "characters", ["blocks_train.npy", "blocks_val.npy", "tokenizer.json"]),
+    "iris_clusters": ("clustering", "reference_labels", ["X_train.npy", "X_test.npy", "transform.json"]),
+}
+
+
+@pytest.mark.parametrize("name", list(DATA_EXAMPLES))
+def test_example_specs_prepare_their_data_offline(name: str) -> None:
+    """Each family's example gets through dataset and preprocessing with splits and a data report."""
+    family, report_key, files = DATA_EXAMPLES[name]
+    result = runner.invoke(app, ["run", str(REPO / "examples" / f"{name}.yaml"), "--job-id", name,
+                                 "--until", "preprocessing"])
+    assert result.exit_code == 0, result.output
+    assert "Paused" in result.output and f"mltrainer resume {name}" in result.output
+    detail = json.loads(runner.invoke(app, ["show", name, "--json"]).output)
+    assert detail["status"] == "paused"
+    report = detail["data_report"]
+    assert report["family"] == family and report_key in report, report
+    assert report["rows"] > 0 and report["sha256"]
+    splits = detail["preprocessing_report"]["splits"]
+    assert min(splits[s] for s in ("train", "val", "test")) > 0 and splits["train"] > splits["test"]
+    assert detail["preprocessing_report"]["seed"] == 42
+    data_dir = Path(detail["data_paths"]["dir"])
+    for file in files:
+        assert (data_dir / file).is_file(), file
+    meta = json.loads((data_dir / "meta.json").read_text())
+    assert meta["splits"] == splits
+    # the compact data-report table was shown
+    assert "Data:" in result.output
+
+
+def test_the_same_example_always_gets_the_same_split() -> None:
+    for job in ("a", "b"):
+        assert runner.invoke(app, ["run", str(REPO / "examples" / "sms_spam.yaml"), "--job-id", job,
+                                   "--until", "preprocessing"]).exit_code == 0
+    dirs = [Path(json.loads(runner.invoke(app, ["show", job, "--json"]).output)["data_paths"]["dir"]) for job in "ab"]
+    for file in ("ids_train.npy", "ids_test.npy", "y_val.npy"):
+        assert (dirs[0] / file).read_bytes() == (dirs[1] / file).read_bytes()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agents.config import ConfigAgent
 from agents.intent import IntentAgent, parse_reply, peek_columns
 from agents.intent_rules import parse_rules
 from orchestrator.context import JobContext
@@ -317,12 +318,16 @@ def test_the_request_carries_only_what_the_agent_chose(tmp_path: Path) -> None:
     assert "tabular_regression" in call.system and "Never" in call.system
 
 
-def test_unsupported_task_types_still_fail_clearly(tmp_path: Path) -> None:
+def test_untrainable_task_types_pass_intent_and_stop_at_config(tmp_path: Path) -> None:
+    """Every family's data is fetched and prepared; only training stops where this version ends."""
     llm = ScriptedLLM([json.dumps({"task_type": "summarization"})])
-    with pytest.raises(UnsupportedError, match="summarization is not supported by this version yet"):
-        IntentAgent(llm=llm).run(_context(tmp_path, task="shorten these"))
-    with pytest.raises(UnsupportedError, match="translation is not supported"):
-        IntentAgent().run(_context(tmp_path, task="translate english to german"))
+    assert IntentAgent(llm=llm).run(_context(tmp_path, task="shorten these"))["task_type"] == "summarization"
+    assert IntentAgent().run(_context(tmp_path, task="translate english to german"))["task_type"] == "translation"
+    context = _context(tmp_path, task="translate english to german")
+    context.task_type = "translation"
+    context.data_paths = {"dir": str(tmp_path / "prepared")}
+    with pytest.raises(UnsupportedError, match="Training translation models is not supported by this version yet"):
+        ConfigAgent().run(context)
 
 
 def test_no_llm_keeps_the_old_contract(tmp_path: Path) -> None:

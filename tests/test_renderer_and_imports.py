@@ -13,6 +13,7 @@ from rich.console import Console
 from mltrainer.renderer import JsonRenderer, LiveRenderer
 from orchestrator.events import (
     EVENT_TYPES,
+    DataReport,
     PipelineEnd,
     PipelineStart,
     StageEnd,
@@ -28,6 +29,7 @@ from tests.conftest import REPO
 EVENTS = [
     PipelineStart(job_id="j", stages=("intent",)),
     StageStart(stage="dataset", attempt=1),
+    DataReport(stage="dataset", title="Data: churn.csv", rows=(("size", "300 rows × 11 columns"), ("classes", "no 74%, yes 26%"))),
     StageEnd(stage="dataset", attempt=1, duration=4.8, summary="300 rows"),
     StageStart(stage="training", attempt=1),
     TrainingMetric(model="mlp", epoch=3, total_epochs=10, split="val", metrics={"loss": 0.5, "accuracy": 0.8}, eta_seconds=7.0),
@@ -46,6 +48,7 @@ def test_live_renderer_lines() -> None:
             renderer.handle(event)
     text = buffer.getvalue()
     assert ">> dataset       ✓ 4.8s  300 rows" in text
+    assert "Data: churn.csv" in text and "classes  no 74%, yes 26%" in text  # the compact report table
     assert ">> training      ✗ attempt 1 failed: train.py failed: CUDA OOM" in text
     assert "retrying training (attempt 2) in 5.0s" in text
     assert ">> deploy        – skipped (no deploy target in the spec)" in text
@@ -59,7 +62,8 @@ def test_json_renderer_is_json_lines_for_every_event_type() -> None:
         renderer.handle(event)
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     assert [line["type"] for line in lines] == [e.type for e in EVENTS]
-    assert lines[4]["metrics"] == {"loss": 0.5, "accuracy": 0.8}
+    assert lines[5]["metrics"] == {"loss": 0.5, "accuracy": 0.8}
+    assert lines[2]["rows"][0] == ["size", "300 rows × 11 columns"]
 
 
 def test_every_event_type_is_frozen_and_tagged() -> None:
@@ -67,7 +71,7 @@ def test_every_event_type_is_frozen_and_tagged() -> None:
     for cls in EVENT_TYPES:
         assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
         tags.add(cls.__dataclass_fields__["type"].default)  # type: ignore[attr-defined]
-    assert len(tags) == len(EVENT_TYPES) == 13
+    assert len(tags) == len(EVENT_TYPES) == 14
     assert event_to_dict(EVENTS[1])["type"] == "stage_start"
 
 

@@ -84,7 +84,7 @@ def test_local_path_and_file_url(tmp_path: Path, cache: Path) -> None:
         fetch(str(tmp_path / "missing.csv"), cache_dir=cache)
 
 
-@pytest.mark.parametrize("source", ["hf://datasets/foo/bar", "kaggle://owner/set", "s3://bucket/key.csv"])
+@pytest.mark.parametrize("source", ["s3://bucket/key.csv", "ftp://host/file.csv"])
 def test_other_schemes_are_unsupported(source: str, cache: Path) -> None:
     with pytest.raises(UnsupportedError, match="not a supported data source|not supported"):
         fetch(source, cache_dir=cache)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,32 @@ if TYPE_CHECKING:
 TEXT_SUFFIXES = {".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 FALLBACK_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+#: A well-formed multi-byte UTF-8 sequence (2-4 bytes); single-byte encodings rarely produce one.
+UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+SNIFF_BYTES = 65536
+
+
+def _is_utf8(path: Path) -> bool:
+    """Whether the whole file is UTF-8, read in chunks (nothing kept); refuses binary junk early."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+        if b"\x00" in head:
+            return False  # _decode names the NUL byte
+        chunk = head
+        while chunk:
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                return False
+            chunk = handle.read(1 << 20)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _decode(path: Path, raw: bytes) -> tuple[str, str]:
@@ -30,6 +58,14 @@ def _decode(path: Path, raw: bytes) -> tuple[str, str]:
         return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as err:
         first_error = err
+    valid_utf8 = UTF8_MULTIBYTE.search(raw)
+    if valid_utf8 is not None:
+        # Real UTF-8 sequences next to bytes that are not UTF-8: two files pasted together, or an
+        # editor that saved part of it in another encoding. Guessing one would garble the other.
+        raise DataError(
+            f"{path.name} mixes text encodings (UTF-8 at byte {valid_utf8.start()}, but byte "
+            f"0x{raw[first_error.start]:02x} at offset {first_error.start} is not UTF-8); save the whole file as UTF-8."
+        )
     text = raw.decode("cp1252", errors="replace")
     control = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\r\n\t")
     if "\ufffd" in text or control > 0:
@@ -59,26 +95,37 @@ def load_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         except Exception as err:  # pyarrow raises many types for a broken file
             raise DataError(f"{path.name} is not a readable parquet file ({type(err).__name__}); export it again.") from err
     else:
-        raw = path.read_bytes()
-        text, encoding = _decode(path, raw)
+        # A UTF-8 file is checked in chunks and parsed straight from disk, so the bytes and the
+        # decoded text are never held next to the frame; anything else is decoded whole first.
+        text: str | None = None
+        if _is_utf8(path):
+            encoding = "utf-8"
+            with path.open("rb") as handle:
+                head = handle.read(SNIFF_BYTES).decode("utf-8", errors="ignore")
+            if not head.strip() and size <= SNIFF_BYTES:
+                raise DataError(f"The data file {path.name} has no content, only whitespace; add a header and rows.")
+        else:
+            text, encoding = _decode(path, path.read_bytes())
+            head = text[:SNIFF_BYTES]
+            if not text.strip():
+                raise DataError(f"The data file {path.name} has no content, only whitespace; add a header and rows.")
         info["encoding"] = encoding
-        if not text.strip():
-            raise DataError(f"The data file {path.name} has no content, only whitespace; add a header and rows.")
+        source: Any = io.StringIO(text) if text is not None else path
+        read_kw: dict[str, Any] = {} if text is not None else {"encoding": "utf-8-sig"}
         try:
             if suffix in {".jsonl", ".ndjson"}:
-                frame = pd.read_json(io.StringIO(text), lines=True)
+                frame = pd.read_json(source, lines=True, **read_kw)
             elif suffix == ".json":
-                frame = pd.read_json(io.StringIO(text))
+                frame = pd.read_json(source, **read_kw)
             else:
-                sample = text[:20000]
                 delimiter = "\t" if suffix == ".tsv" else ","
                 if suffix != ".tsv":
                     try:
-                        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+                        delimiter = csv.Sniffer().sniff(head[:20000], delimiters=",;\t|").delimiter
                     except csv.Error:
                         delimiter = ","
                 info["delimiter"] = delimiter
-                frame = pd.read_csv(io.StringIO(text), sep=delimiter, low_memory=False)
+                frame = pd.read_csv(source, sep=delimiter, low_memory=False, **read_kw)
         except (ValueError, pd.errors.ParserError) as err:
             detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DataError(f"{path.name} could not be parsed as a table ({detail}); check its format.") from err
@@ -95,16 +142,22 @@ def leakage_suspects(frame: pd.DataFrame, target: str) -> list[str]:
     trained with them looks perfect and fails on real data."""
     import pandas as pd
 
-    y = frame[target].astype(str)
+    import numpy as np
+
+    # Integer codes instead of strings: the same test, without a string copy of every column.
+    y_codes, y_values = pd.factorize(frame[target], use_na_sentinel=False)
+    n_y = len(y_values)
     suspects = []
     for name in frame.columns:
         if name == target:
             continue
-        x = frame[name].astype(str)
-        if x.nunique() < 2 or x.nunique() > max(50, len(frame) // 2):
+        column = frame[name]
+        distinct = column.nunique(dropna=False)
+        if distinct < 2 or distinct > max(50, len(frame) // 2) or distinct != n_y:
             continue
-        pairs = pd.DataFrame({"x": x, "y": y}).drop_duplicates()
-        if len(pairs) == x.nunique() == y.nunique():
+        x_codes, _ = pd.factorize(column, use_na_sentinel=False)
+        pairs = np.unique(x_codes.astype(np.int64) * n_y + y_codes)
+        if len(pairs) == distinct:
             suspects.append(name)
     return suspects
 

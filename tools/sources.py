@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import importlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
@@ -54,10 +55,7 @@ SKLEARN_SETS = {
     "iris": ("load_iris", True), "wine": ("load_wine", True), "breast_cancer": ("load_breast_cancer", True),
     "diabetes": ("load_diabetes", False), "digits": ("load_digits", True),
 }
-UNSUPPORTED = {
-    "hf": "HuggingFace datasets (hf://) are not a supported data source yet; download the file and use its path.",
-    "kaggle": "Kaggle datasets (kaggle://) are not a supported data source yet; download the file and use its path.",
-}
+UNSUPPORTED: dict[str, str] = {}
 TRANSIENT_STATUS = {408, 425, 429}
 NOT_FOUND_STATUS = {404, 410}
 
@@ -69,8 +67,12 @@ class FetchedData:
 
 
 def fetch(source: str, *, cache_dir: Path | None = None, max_bytes: int = 2 * 1024**3,
-          timeout: float = 30.0) -> FetchedData:
-    """Turn ``source`` into a local file; archives are unpacked (capped at ``max_bytes`` in and out)."""
+          timeout: float = 30.0, credentials: Mapping[str, str] | None = None) -> FetchedData:
+    """Turn ``source`` into a local file; archives are unpacked (capped at ``max_bytes`` in and out).
+
+    ``credentials`` maps vault kinds to values (``hf_token``, ``kaggle_username``/``kaggle_key``,
+    ``kaggle_api_token``) for the remote sources that need them; the others ignore it.
+    """
     if cache_dir is None:
         from mltrainer.settings import home
 
@@ -86,13 +88,13 @@ def fetch(source: str, *, cache_dir: Path | None = None, max_bytes: int = 2 * 10
     if handler is None:
         known = ", ".join(f"{s}://" for s in HANDLERS if s)
         raise UnsupportedError(f"The data source scheme {scheme}:// is not supported; use a local path or {known}.")
-    fetched = handler(source, Path(cache_dir), max_bytes, timeout)
+    fetched = handler(source, Path(cache_dir), max_bytes, timeout, credentials=credentials)
     return _maybe_unpack(fetched, Path(cache_dir), max_bytes)
 
 
 # ---------------------------------------------------------------- local files and sklearn sets
 
-def _local(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedData:
+def _local(source: str, cache: Path, max_bytes: int, timeout: float, **_: Any) -> FetchedData:
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"The data source {source} does not exist; check the path.")
@@ -103,7 +105,7 @@ def _local(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedD
     return FetchedData(path, info)
 
 
-def _file_url(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedData:
+def _file_url(source: str, cache: Path, max_bytes: int, timeout: float, **_: Any) -> FetchedData:
     parsed = urllib.parse.urlparse(source)
     if parsed.netloc not in ("", "localhost"):
         raise UnsupportedError(f"{source} names a remote host; file:// URLs must point at this machine.")
@@ -111,7 +113,7 @@ def _file_url(source: str, cache: Path, max_bytes: int, timeout: float) -> Fetch
     return FetchedData(fetched.path, {**fetched.info, "source": source})
 
 
-def _sklearn(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedData:
+def _sklearn(source: str, cache: Path, max_bytes: int, timeout: float, **_: Any) -> FetchedData:
     """Write a scikit-learn bundled set once as a CSV (class names as labels, target column ``target``)."""
     name = source.split("://", 1)[1].strip("/").lower()
     if name not in SKLEARN_SETS:
@@ -143,7 +145,7 @@ def _sklearn(source: str, cache: Path, max_bytes: int, timeout: float) -> Fetche
 
 # ---------------------------------------------------------------- http(s)
 
-def _http(source: str, cache: Path, max_bytes: int, timeout: float) -> FetchedData:
+def _http(source: str, cache: Path, max_bytes: int, timeout: float, **_: Any) -> FetchedData:
     entry = _read_index(cache).get(source) or {}
     hit = cache / "files" / entry["sha256"] / entry["name"] if entry else None
     if hit is None or not hit.is_file() or hit.stat().st_size != entry["bytes"]:
@@ -458,7 +460,15 @@ def _read_index(cache: Path) -> dict[str, Any]:
         return {}
 
 
-#: scheme → handler(source, cache_dir, max_bytes, timeout); "" is a plain local path
-HANDLERS: dict[str, Callable[[str, Path, int, float], FetchedData]] = {
+def _lazy(module: str, name: str) -> Callable[..., FetchedData]:
+    """A handler imported on first use: those modules import this one, and their libraries are heavy."""
+    def handler(*args: Any, **kwargs: Any) -> FetchedData:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    return handler
+
+
+#: scheme → handler(source, cache_dir, max_bytes, timeout, *, credentials); "" is a plain local path
+HANDLERS: dict[str, Callable[..., FetchedData]] = {
     "": _local, "file": _file_url, "sklearn": _sklearn, "http": _http, "https": _http,
+    "hf": _lazy("tools.hf_source", "fetch_hf"), "kaggle": _lazy("tools.kaggle_source", "fetch_kaggle"),
 }

@@ -66,8 +66,10 @@ def column_kind(series: pd.Series, n_rows: int) -> tuple[str, str]:
     return "categorical", ""
 
 
-def fit(frame: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
-    """Learn the transform from training rows; returns a JSON-serialisable spec."""
+def fit(frame: pd.DataFrame, target: str | None, task: str) -> dict[str, Any]:
+    """Learn the transform from training rows; returns a JSON-serialisable spec.
+
+    ``target`` None (clustering) fits the features alone."""
     spec: dict[str, Any] = {
         "version": VERSION,
         "task": task,
@@ -77,8 +79,10 @@ def fit(frame: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
         "categorical": [],
         "feature_names": [],
     }
-    y = frame[target]
-    if task == "classification":
+    y = frame[target] if target is not None else None
+    if y is None:
+        pass
+    elif task == "classification":
         labels = sorted({_plain(v) for v in y.dropna().unique()}, key=lambda v: (str(type(v)), v))
         spec["classes"] = labels
     else:
@@ -144,27 +148,30 @@ def apply(spec: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
     if missing:
         shown = ", ".join(repr(c) for c in missing[:8]) + (" …" if len(missing) > 8 else "")
         raise TransformError(f"The input is missing {len(missing)} column(s) the model needs: {shown}.")
-    blocks: list[np.ndarray] = []
+    # Filled column by column into one float32 matrix: no float64 blocks to stack afterwards.
+    out = np.zeros((len(frame), len(spec["feature_names"])), dtype=np.float32)
+    col = 0
     for num in spec["numeric"]:
         values = pd.to_numeric(frame[num["name"]], errors="coerce").astype(float).to_numpy()
         miss = np.isnan(values)
-        values = np.where(miss, num["median"], values)
-        blocks.append(((values - num["mean"]) / num["std"])[:, None])
+        out[:, col] = (np.where(miss, num["median"], values) - num["mean"]) / num["std"]
+        col += 1
         if num["missing_indicator"]:
-            blocks.append(miss.astype(np.float64)[:, None])
+            out[:, col] = miss
+            col += 1
     for cat in spec["categorical"]:
         values = _as_category(frame[cat["name"]]).to_numpy()
         index = {c: i for i, c in enumerate(cat["categories"])}
         codes = np.array([index.get(v, -1) for v in values], dtype=np.int64)
         if cat["encoding"] == "onehot":
-            onehot = np.zeros((len(values), len(cat["categories"])), dtype=np.float64)
-            known = codes >= 0
-            onehot[np.nonzero(known)[0], codes[known]] = 1.0
-            blocks.append(onehot)
+            known = np.nonzero(codes >= 0)[0]
+            out[known, col + codes[known]] = 1.0
+            col += len(cat["categories"])
         else:
             codes = np.where(codes < 0, index[cat["most_frequent"]], codes)
-            blocks.append((codes / max(1, len(cat["categories"]) - 1))[:, None])
-    return np.hstack(blocks).astype(np.float32)
+            out[:, col] = codes / max(1, len(cat["categories"]) - 1)
+            col += 1
+    return out
 
 
 def encode_target(spec: dict[str, Any], series: pd.Series) -> np.ndarray:

@@ -93,7 +93,8 @@ def job_router(context: JobContext, bus: Any) -> Any:
         return None
 
 
-def run_pipeline(store: Store, context: JobContext, *, json_mode: bool, resumed: bool, create: bool) -> int:
+def run_pipeline(store: Store, context: JobContext, *, json_mode: bool, resumed: bool, create: bool,
+                 until: str | None = None) -> int:
     """Run (or resume) a job with a live renderer; returns the exit status."""
     from mltrainer.renderer import render_events
     from orchestrator.events import EventBus
@@ -107,12 +108,12 @@ def run_pipeline(store: Store, context: JobContext, *, json_mode: bool, resumed:
         orchestrator.create(context)
     thread, _ = render_events(bus, json_mode)
     try:
-        final = orchestrator.run(context, resumed=resumed)
+        final = orchestrator.run(context, resumed=resumed, until=until)
     finally:
         bus.close()
         thread.join(timeout=10)
         sys.stdout.flush()
-    if final.status == "done":
+    if final.status in ("done", "paused"):
         return EXIT_DONE
     if final.status == "interrupted":
         return EXIT_INTERRUPTED

@@ -88,6 +88,9 @@ def job_detail(store: Any, job_id: str) -> dict[str, Any]:
         "artifacts": context.get("artifacts", {}),
         "deployed_urls": context.get("deployed_urls", []),
         "failure": context.get("failure") or None,
+        "data_report": context.get("data_report") or {},
+        "preprocessing_report": context.get("preprocessing_report") or {},
+        "data_paths": context.get("data_paths") or {},
     }
 
 

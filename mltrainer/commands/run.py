@@ -10,11 +10,22 @@ import typer
 from mltrainer.commands.common import friendly, open_store, run_pipeline
 
 
+def check_stage(stage: str | None) -> None:
+    """``--until`` must name a pipeline stage."""
+    from orchestrator.errors import SpecError
+    from orchestrator.plan import STAGES
+
+    if stage is not None and stage not in STAGES:
+        raise SpecError(f"--until '{stage}' is not a stage; choose one of {', '.join(STAGES)}.")
+
+
 @friendly
 def run(
     spec: Path = typer.Argument(..., help="YAML spec file describing the job."),
     job_id: Optional[str] = typer.Option(None, "--job-id", help="Name for the job (default: generated)."),
     json_mode: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the live view."),
+    until: Optional[str] = typer.Option(None, "--until", metavar="STAGE",
+                                        help="Stop after this stage (e.g. preprocessing); resume continues."),
 ) -> None:
     """Run a job from a spec file, non-interactively (never prompts)."""
     import time
@@ -33,6 +44,7 @@ def run(
     if job_id is not None and store.get_job(job_id) is not None:
         store.close()
         raise UsageError(f"A job named '{job_id}' already exists; pick another --job-id or run 'mltrainer resume {job_id}'.")
+    check_stage(until)
     name = job_id or new_job_id()
     vault = Vault()
     try:
@@ -55,7 +67,7 @@ def run(
         created_at=time.time(),
     )
     try:
-        code = run_pipeline(store, context, json_mode=json_mode, resumed=False, create=True)
+        code = run_pipeline(store, context, json_mode=json_mode, resumed=False, create=True, until=until)
     finally:
         store.close()
     raise typer.Exit(code)
@@ -65,17 +77,19 @@ def run(
 def resume(
     job_id: str = typer.Argument(..., help="The job to continue (see `mltrainer jobs`)."),
     json_mode: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the live view."),
+    until: Optional[str] = typer.Option(None, "--until", metavar="STAGE", help="Stop after this stage."),
 ) -> None:
-    """Continue a failed or interrupted job at the first stage that has not completed."""
+    """Continue a failed, interrupted or paused job at the first stage that has not completed."""
     from orchestrator.context import JobContext
     from orchestrator.errors import UsageError
 
+    check_stage(until)
     store = open_store()
     try:
         context = JobContext.from_json(store.require_job(job_id).context_json)
         if context.status == "done":
             raise UsageError(f"Job '{job_id}' is already done; 'mltrainer show {job_id}' shows its results.")
-        code = run_pipeline(store, context, json_mode=json_mode, resumed=True, create=False)
+        code = run_pipeline(store, context, json_mode=json_mode, resumed=True, create=False, until=until)
     finally:
         store.close()
     raise typer.Exit(code)

@@ -10,7 +10,7 @@ import typer
 
 from mltrainer.commands.common import EXIT_FAILED, friendly, open_store, run_pipeline
 
-UNFINISHED = ("intake", "running", "failed", "interrupted")
+UNFINISHED = ("intake", "running", "failed", "interrupted", "paused")
 
 
 def _offer_resume(store: Any, ask: Any) -> Any:
