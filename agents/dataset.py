@@ -88,6 +88,9 @@ class DatasetAgent(BaseAgent):
         inspection = family.inspect(path, data_options(context, task_type or ""), self.log)
         if task_type is None:
             task_type, reason = inspection.task_type, inspection.task_type_reason
+            if family_for(task_type) is not family:  # the data showed another family (prose in a table)
+                family = family_for(task_type)
+                inspection = family.inspect(path, data_options(context, task_type), self.log)
         report = dict(inspection.report)
         report.update(
             {

@@ -337,4 +337,13 @@ def resolve_source(spec: Spec, spec_path: Path) -> str:
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = (spec_path.parent / path).resolve()
+    owner_folder = spec_path.parent / source.split("/", 1)[0]
+    if (not path.exists() and not owner_folder.exists() and HUB_ID.match(source)
+            and not source.lower().endswith(DATA_SUFFIXES)):
+        return f"hf://{source}"  # a bare Hub id such as 'stanfordnlp/imdb', as datasets.load_dataset takes
     return str(path)
+
+
+#: owner/name with no file suffix: read as a HuggingFace dataset id when no such local path exists.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*(:[\w.-]+)?(@[\w.-]+)?$")
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".parquet", ".pq", ".zip", ".gz", ".tar", ".conll", ".xlsx")

@@ -280,3 +280,21 @@ def test_no_network_burns_the_retries_then_resumes(tmp_path: Path, hub: Any, mon
     case = Case(_hub_spec(tmp_path, "acme/sms"), "dataset", "TransientError", "check the network",
                 lambda: None, attempts=POLICIES["dataset"].attempts, env={"HF_ENDPOINT": hub.url})
     fail_then_resume(case, monkeypatch)
+
+
+def test_a_token_in_the_spec_reads_a_private_set_and_is_stored_nowhere(tmp_path: Path, hub: Any) -> None:
+    import os
+
+    hub.add_repo("acme/private-sms", _sms_parquet(), private=True)
+    spec = _spec(tmp_path, "task: spam or ham\ntask_type: text_classification\ndata:\n  source: hf://acme/private-sms\n"
+                           f"  token: {HF_TOKEN}\n  text: message\n  target: label\n")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "tok", "--until", "preprocessing"])
+    assert result.exit_code == 0, result.output
+    assert any(r.get("authorization") == f"Bearer {HF_TOKEN}" for r in hub.requests)  # it was used…
+    assert HF_TOKEN not in result.output  # …and shown, stored or written nowhere but the vault
+    home = Path(os.environ["MLTRAINER_HOME"])
+    files = [p for p in home.rglob("*") if p.is_file() and p.name != "vault.json"]
+    assert any(p.name == "mltrainer.db" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert HF_TOKEN.encode() not in data and HF_TOKEN[3:15].encode() not in data, path

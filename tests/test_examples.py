@@ -94,3 +94,16 @@ def test_the_same_example_always_gets_the_same_split() -> None:
     dirs = [Path(json.loads(runner.invoke(app, ["show", job, "--json"]).output)["data_paths"]["dir"]) for job in "ab"]
     for file in ("ids_train.npy", "ids_test.npy", "y_val.npy"):
         assert (dirs[0] / file).read_bytes() == (dirs[1] / file).read_bytes()
+
+
+def test_an_unlabelled_request_on_prose_becomes_text_classification(tmp_path: Path) -> None:
+    """No task type in the spec and a table of messages + labels: the data says it is a text task."""
+    spec = tmp_path / "spec.yaml"
+    shutil.copy(REPO / "examples" / "data" / "sms.csv", tmp_path / "sms.csv")
+    spec.write_text("task: train a model on this\ndata:\n  source: sms.csv\n")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "guess", "--until", "preprocessing"])
+    assert result.exit_code == 0, result.output
+    detail = json.loads(runner.invoke(app, ["show", "guess", "--json"]).output)
+    report = detail["data_report"]
+    assert detail["task_type"] == "text_classification" and report["family"] == "text"
+    assert "free text" in report["task_type_reason"] and report["roles"] == {"text": "message", "target": "label"}

@@ -305,3 +305,23 @@ def test_changed_remote_file_is_downloaded_again_and_offline_uses_the_copy(
     server.add("/train.csv", newer, status=503)
     stale = fetch(url, cache_dir=cache)
     assert stale.path == second.path and stale.info["stale"] is True and first.path.read_bytes() == CSV
+
+
+def test_excel_workbooks_are_read_and_broken_ones_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.local_data import load_table
+
+    book = tmp_path / "sales.xlsx"
+    pd.DataFrame({"units": [3, 5, 8], "region": ["north", "south", "east"]}).to_excel(book, index=False)
+    frame, info = load_table(book)
+    assert frame["region"].tolist() == ["north", "south", "east"] and info["format"] == "xlsx"
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not a workbook")
+    with pytest.raises(DataError, match="broken.xlsx is not a readable Excel workbook"):
+        load_table(broken)
+
+    def no_openpyxl(*args: object, **kwargs: object) -> None:
+        raise ImportError("Missing optional dependency 'openpyxl'")
+
+    monkeypatch.setattr(pd, "read_excel", no_openpyxl)
+    with pytest.raises(UnsupportedError, match=r"needs the openpyxl package; install mltrainer\[excel\]"):
+        load_table(book)

@@ -94,3 +94,35 @@ def test_bad_job_id(tmp_path: Path) -> None:
     path.write_text("task: x\ndata: {source: d.csv}\n")
     result = runner.invoke(app, ["run", str(path), "--job-id", "../escape"])
     assert result.exit_code == 2 and "--job-id" in result.output
+
+
+def test_sources_resolve_relative_to_the_spec_and_bare_hub_ids(tmp_path: Path) -> None:
+    from mltrainer.spec import Spec, resolve_source
+
+    (tmp_path / "data").mkdir()
+    spec_path = tmp_path / "spec.yaml"
+
+    def resolved(source: str) -> str:
+        return resolve_source(Spec.model_validate({"task": "t", "data": {"source": source}}), spec_path)
+
+    assert resolved("data/churn.csv") == str(tmp_path / "data" / "churn.csv")
+    assert resolved("data/images") == str(tmp_path / "data" / "images")  # a local folder's child, even if missing
+    assert resolved("stanfordnlp/imdb") == "hf://stanfordnlp/imdb"
+    assert resolved("acme/sms:en@train") == "hf://acme/sms:en@train"
+    assert resolved("acme/table.csv") == str(tmp_path / "acme" / "table.csv")  # a file name, not a Hub id
+    assert resolved("kaggle://owner/set") == "kaggle://owner/set"
+    with pytest.raises(SpecError, match="scheme 's3://' is not available"):
+        resolved("s3://bucket/key.csv")
+
+
+def test_data_cap_accepts_sizes_and_refuses_nonsense(tmp_path: Path) -> None:
+    from mltrainer.spec import Spec
+
+    def cap(value: object) -> int | None:
+        return Spec.model_validate({"task": "t", "data": {"source": "x.csv", "max_bytes": value}}).data.max_bytes
+
+    assert cap("500MB") == 500_000_000 and cap("2GiB") == 2 * 2**30 and cap(1024) == 1024 and cap("8 kb") == 8000
+    path = tmp_path / "spec.yaml"
+    path.write_text("task: t\ndata:\n  source: x.csv\n  max_bytes: lots\n")
+    with pytest.raises(SpecError, match="'data.max_bytes' is invalid: 'lots' is not a size"):
+        load_spec(path)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import DataError
+from orchestrator.errors import DataError, UnsupportedError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,6 +22,21 @@ UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|
 
 
 SNIFF_BYTES = 65536
+EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls"}
+
+
+def _read_excel(path: Path) -> pd.DataFrame:
+    """The first sheet of a workbook (pandas needs openpyxl for it, an optional extra)."""
+    import pandas as pd
+
+    try:
+        return pd.read_excel(path, sheet_name=0)
+    except ImportError:
+        raise UnsupportedError(f"Reading {path.name} needs the openpyxl package; install mltrainer[excel] "
+                               "or save the sheet as CSV.") from None
+    except Exception as err:  # openpyxl/xlrd raise many types for a broken workbook
+        raise DataError(f"{path.name} is not a readable Excel workbook ({type(err).__name__}); "
+                        "open it and save it again, or save the sheet as CSV.") from None
 
 
 def _is_utf8(path: Path) -> bool:
@@ -89,7 +104,9 @@ def load_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise DataError(f"The data file {path.name} is empty (0 bytes); point data.source at a file with rows.")
     suffix = path.suffix.lower()
     info: dict[str, Any] = {"path": str(path), "bytes": size, "format": suffix.lstrip(".") or "csv"}
-    if suffix in PARQUET_SUFFIXES:
+    if suffix in EXCEL_SUFFIXES:
+        frame = _read_excel(path)
+    elif suffix in PARQUET_SUFFIXES:
         try:
             frame = pd.read_parquet(path)
         except Exception as err:  # pyarrow raises many types for a broken file

@@ -57,6 +57,23 @@ def check_target(frame: Any, target: str, task_type: str, where: str) -> None:
             )
 
 
+#: A column averaging at least this many characters, with at most this many other feature columns,
+#: makes an unlabelled request a text task rather than a table.
+FREE_TEXT_CHARS = 40
+FREE_TEXT_MAX_OTHER_COLUMNS = 3
+
+
+def free_text_column(report: dict[str, Any], target: str) -> tuple[str, float] | None:
+    """The table's prose column and its mean length, when prose is what the table is about."""
+    lengths = report.get("text_length") or {}
+    others = [c for c in report.get("column_info", []) if c["name"] not in (target, *lengths)]
+    long = [(name, float(stats["mean_chars"])) for name, stats in lengths.items()
+            if stats["mean_chars"] >= FREE_TEXT_CHARS]
+    if long and len(others) <= FREE_TEXT_MAX_OTHER_COLUMNS:
+        return max(long, key=lambda item: item[1])
+    return None
+
+
 class Tabular:
     name = "tabular"
 
@@ -69,10 +86,16 @@ class Tabular:
         if frame.shape[1] < 2:
             raise DataError(f"{path.name} has only the target column; add feature columns to learn from.")
         task_type, reason = options.task_type, "from the request"
+        report = describe(frame, target)
         if not task_type.startswith("tabular_"):
             task_type, reason = decide_task(frame[target])
+            prose = free_text_column(report, target)
+            if prose and task_type == "tabular_classification":
+                # Labels next to a column of prose is a text-classification set, not a table.
+                column, chars = prose
+                return Inspection(report, {"target": target}, "text_classification",
+                                  f"the column '{column}' holds free text ({chars:.0f} characters on average)", "")
         check_target(frame, target, task_type, path.name)
-        report = describe(frame, target)
         report.update({"family": self.name, "file": info, "target_reason": target_reason})
         summary = f"{report['rows']} rows, {report['columns']} columns, target '{target}', {task_type.replace('_', ' ')}"
         return Inspection(report, {"target": target}, task_type, reason, summary)
