@@ -11,15 +11,11 @@ from orchestrator.context import JobContext
 from orchestrator.errors import TrainingError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "tools" / "templates"
-TEMPLATE_KEYS = (
-    "task", "model", "epochs", "batch_size", "lr", "weight_decay", "hidden", "layers", "dropout", "patience",
-    "seed", "gbdt_rounds", "gbdt_lr", "gbdt_max_leaves", "gbdt_min_leaf", "gbdt_l2", "time_budget",
-)
 REQUIREMENTS = "# Exact torch pin: a range lets pip pull a different (CUDA) build.\ntorch==2.13.0\nnumpy\nsafetensors\n"
 
 
-def render_training_script(family: str, cfg: dict[str, Any], job_id: str) -> str:
-    """Fill the family's template with the resolved config (values only, never secrets)."""
+def render_training_script(family: str, values: dict[str, Any]) -> str:
+    """Fill the family's template with resolved values (values only, never secrets)."""
     import jinja2
 
     env = jinja2.Environment(
@@ -28,8 +24,6 @@ def render_training_script(family: str, cfg: dict[str, Any], job_id: str) -> str
         keep_trailing_newline=True,
         autoescape=False,
     )
-    values = {key: cfg[key] for key in TEMPLATE_KEYS}
-    values["job_id"] = job_id
     return env.get_template("train.py.j2").render(cfg=values)
 
 
@@ -46,7 +40,12 @@ class CodegenAgent(BaseAgent):
     stage = "codegen"
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
-        source = render_training_script("tabular", context.config, context.job_id)
+        from tools.models import model_family_for
+
+        task_type = context.task_type or "tabular_classification"
+        family = model_family_for(task_type)
+        values = family.template_values(task_type, context.config, context.architecture, context.job_id)
+        source = render_training_script(family.name, values)
         gate(source)
         run_dir = Path(context.job_dir) / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -57,5 +56,5 @@ class CodegenAgent(BaseAgent):
         return {
             "training_script": str(script),
             "artifacts": {"training_script": str(script), "requirements": str(run_dir / "requirements.txt")},
-            "summary": f"train.py ({lines} lines) from the tabular template",
+            "summary": f"train.py ({lines} lines) from the {family.name} template",
         }

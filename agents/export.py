@@ -6,7 +6,6 @@ they measure exactly what a user of the folder will get.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import time
@@ -18,31 +17,40 @@ from agents.base import BaseAgent
 from orchestrator.context import JobContext
 from orchestrator.errors import TrainingError
 
-TOOLS = Path(__file__).resolve().parent.parent / "tools"
-EXPORT_REQUIREMENTS = "numpy\npandas\nsafetensors\n"
+PIPELINE_TAGS = {
+    "tabular_classification": "tabular-classification", "tabular_regression": "tabular-regression",
+    "text_classification": "text-classification", "token_classification": "token-classification",
+    "summarization": "summarization", "translation": "translation", "text_generation": "text-generation",
+    "image_classification": "image-classification", "image_regression": "image-regression",
+    "object_detection": "object-detection", "time_series_forecasting": "time-series-forecasting",
+    "clustering": "clustering", "llm_finetuning": "text-generation",
+}
 
 
 def load_predict_module(export_dir: Path) -> ModuleType:
     """Import an export's predict.py by path (works from any working directory)."""
-    path = export_dir / "predict.py"
-    spec = importlib.util.spec_from_file_location(f"mltrainer_export_{abs(hash(str(export_dir)))}", path)
-    if spec is None or spec.loader is None:
-        raise TrainingError(f"{path} cannot be imported.")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tools.models.tabular import load_predict_module as load
+
+    return load(export_dir)
 
 
-def model_card(context: JobContext, test_metrics: dict[str, float], model_json: dict[str, Any]) -> str:
+def model_card(context: JobContext, test_metrics: dict[str, float], model_json: dict[str, Any],
+               baseline: dict[str, Any]) -> str:
     report = context.data_report
     prep = context.preprocessing_report
-    metric_rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in test_metrics.items())
-    pipeline = "tabular-classification" if context.task_type == "tabular_classification" else "tabular-regression"
+    metric_rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in test_metrics.items() if isinstance(v, (int, float)))
+    baseline_rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in baseline.items() if isinstance(v, (int, float)))
+    family = report.get("family", "tabular")
     kept = context.best_metric
+    features = (f" from {prep.get('n_features')} features ({len(prep.get('numeric_columns', []))} numeric, "
+                f"{len(prep.get('categorical_columns', {}))} categorical columns)" if family == "tabular" else "")
+    target = context.intent.get("target")
+    baseline_part = (f"\n\nTrivial baseline ({baseline.get('name', 'baseline')}) on the same rows:\n\n| metric | value |\n"
+                     f"|---|---|\n{baseline_rows}" if baseline_rows else "")
     return f"""---
 library_name: mltrainer
-pipeline_tag: {pipeline}
-tags: [mltrainer, tabular, {model_json.get('kind', 'model')}]
+pipeline_tag: {PIPELINE_TAGS.get(context.task_type or '', 'other')}
+tags: [mltrainer, {family}, {model_json.get('kind', 'model')}]
 ---
 
 # {context.job_id}
@@ -50,20 +58,18 @@ tags: [mltrainer, tabular, {model_json.get('kind', 'model')}]
 {context.raw_prompt}
 
 Trained by mltrainer: a **{model_json.get('kind')}** model was kept on {kept.get('split', 'val')} {kept.get('name')}
-= {float(kept.get('value', 0.0)):.4f}; it predicts **{context.intent.get('target')}** from
-{prep.get('n_features')} features ({len(prep.get('numeric_columns', []))} numeric,
-{len(prep.get('categorical_columns', {}))} categorical columns).
+= {float(kept.get('value', 0.0)):.4f}{f"; it predicts **{target}**" if target else ""}{features}.
 
-## Test metrics (held-out {prep.get('splits', {}).get('test')} rows, scored through this folder's predict.py)
+## Test metrics (held-out {prep.get('splits', {}).get('test')} examples, scored through this folder's predict.py)
 
 | metric | value |
 |---|---|
-{metric_rows}
+{metric_rows}{baseline_part}
 
 ## Data
 
-- source: `{Path(report.get('source', '')).name}` (sha256 `{report.get('sha256', '')[:16]}…`)
-- rows: {report.get('rows')}, columns: {report.get('columns')}
+- source: `{Path(report.get('source', '')).name}` (sha256 `{(report.get('sha256') or '')[:16]}…`)
+- rows: {report.get('rows')}, columns: {report.get('columns', '-')}
 - split train/val/test: {prep.get('splits')} (seed {prep.get('seed')}{', stratified' if prep.get('stratified') else ''})
 - dropped columns: {', '.join(f'{k} ({v})' for k, v in prep.get('dropped_columns', {}).items()) or 'none'}
 
@@ -71,7 +77,7 @@ Trained by mltrainer: a **{model_json.get('kind')}** model was kept on {kept.get
 
 ```bash
 pip install -r requirements.txt
-python predict.py --input rows.csv --output predictions.csv
+python predict.py --input INPUT --output predictions.csv
 ```
 """
 
@@ -80,10 +86,10 @@ class ExportAgent(BaseAgent):
     stage = "export"
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
-        import pandas as pd
+        from tools.models import model_family_for
 
-        from tools.metrics import classification_metrics, regression_metrics
-
+        task_type = context.task_type or "tabular_classification"
+        family = model_family_for(task_type)
         run_out = Path(context.artifacts["run_dir"])
         export_dir = Path(context.job_dir) / "export"
         staging = export_dir.with_name("export.tmp")
@@ -93,41 +99,31 @@ class ExportAgent(BaseAgent):
             if not (run_out / name).exists():
                 raise TrainingError(f"Training did not leave {name} in {run_out}; run the training stage again.")
             shutil.copy2(run_out / name, staging / name)
-        shutil.copy2(context.data_paths["transform"], staging / "transform.json")
-        shutil.copy2(TOOLS / "tabular_transform.py", staging / "transform.py")
-        shutil.copy2(TOOLS / "templates" / "tabular" / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
         model_json = json.loads((run_out / "model.json").read_text())
-
-        predict = load_predict_module(staging)
-        test_rows = pd.read_csv(context.data_paths["test_rows"])
-        target = context.intent["target"]
+        metrics_file = run_out / "metrics.json"
+        run_metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
         started = time.perf_counter()
-        predictions = predict.predict_frame(staging, test_rows.drop(columns=[target]))
-        latency_ms = (time.perf_counter() - started) * 1000 / max(1, len(test_rows))
-        if len(predictions) != len(test_rows):
-            raise TrainingError("The exported predict.py returned a different number of rows than it was given.")
-        if context.task_type == "tabular_classification":
-            test_metrics = classification_metrics(test_rows[target].to_numpy(), predictions[target].to_numpy())
-        else:
-            test_metrics = regression_metrics(test_rows[target].to_numpy(), predictions[target].to_numpy())
+        test_metrics = family.export(task_type, run_out, Path(context.data_paths["dir"]), staging)
+        latency_ms = (time.perf_counter() - started) * 1000 / max(1, int(context.preprocessing_report["splits"]["test"]))
+        baseline = run_metrics.get("baseline") or {}
 
         config = {
-            "task_type": context.task_type,
-            "target": target,
+            "task_type": task_type,
+            "target": context.intent.get("target"),
             "model": model_json,
             "config": context.config,
             "architecture": context.architecture,
             "best_validation": context.best_metric,
             "test_metrics": test_metrics,
+            "baseline": baseline,
             "data": {"source_sha256": context.data_report.get("sha256"), "splits": context.preprocessing_report.get("splits")},
         }
         (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
-        (staging / "README.md").write_text(model_card(context, test_metrics, model_json))
+        (staging / "README.md").write_text(model_card(context, test_metrics, model_json, baseline))
         shutil.rmtree(export_dir, ignore_errors=True)
         staging.rename(export_dir)
 
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items())
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items() if isinstance(v, (int, float)))
         return {
             "test_metrics": {**test_metrics, "latency_ms_per_row": latency_ms},
             "artifacts": {"export_dir": str(export_dir), "model_card": str(export_dir / "README.md")},

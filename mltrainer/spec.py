@@ -42,10 +42,25 @@ HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     "image_size": (int, 4, 4096),
     "lags": (int, 1, 100_000),
     "horizon": (int, 1, 100_000),
+    # training of the torch families (tools/models/)
+    "optimizer": (str, None, None),  # adamw | adam | sgd
+    "lr_scheduler": (str, None, None),  # cosine | linear | constant | plateau
+    "warmup_ratio": (float, 0.0, 0.5),
+    "grad_accum_steps": (int, 1, 4096),
+    "clip_norm": (float, 0.0, 1000.0),  # 0 = no clipping
+    "precision": (str, None, None),  # auto | fp32 | bf16 | fp16
+    "d_model": (int, 4, 8192),
+    "n_heads": (int, 1, 128),
+    "n_clusters": (int, 2, 100_000),
+    "arch": (str, None, None),  # a candidate of the family's catalogue (e.g. cnn, lstm, kmeans)
 }
 MODEL_CHOICES = ("auto", "mlp", "gbdt")
 #: str hyperparameters limited to a fixed set; other str hyperparameters take any non-empty text.
-STR_CHOICES: dict[str, tuple[str, ...]] = {"model": MODEL_CHOICES, "tokenizer": ("auto", "bpe", "wordpiece", "char")}
+STR_CHOICES: dict[str, tuple[str, ...]] = {
+    "model": MODEL_CHOICES, "tokenizer": ("auto", "bpe", "wordpiece", "char"),
+    "optimizer": ("adamw", "adam", "sgd"), "lr_scheduler": ("cosine", "linear", "constant", "plateau"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+}
 RUNTIMES = ("local",)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}

@@ -22,17 +22,9 @@ from orchestrator.plan import TASK_TYPES
 TaskTypeName = Literal[tuple(TASK_TYPES)]  # type: ignore[valid-type]
 
 #: Hyperparameters beyond the tabular spec table that non-tabular families need: (type, low, high).
-EXTRA_HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
-    "warmup_ratio": (float, 0.0, 0.5),
-    "grad_accum_steps": (int, 1, 4096),
-    "n_clusters": (int, 2, 100000),
-}
+EXTRA_HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {}
 #: Hyperparameters whose value is a word from a fixed list.
-CHOICE_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
-    **STR_CHOICES,
-    "optimizer": ("adamw", "adam", "sgd"),
-    "lr_scheduler": ("cosine", "linear", "constant"),
-}
+CHOICE_HYPERPARAMETERS: dict[str, tuple[str, ...]] = dict(STR_CHOICES)
 ALL_HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     **HYPERPARAMETERS,
     **EXTRA_HYPERPARAMETERS,

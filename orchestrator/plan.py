@@ -28,15 +28,13 @@ class TaskType:
     family: str
     description: str
     skips: tuple[str, ...] = ()
-    #: Whether this version can train it (config onwards); every type's data is fetched and prepared.
-    supported: bool = False
 
 
 TASK_TYPES: dict[str, TaskType] = {
     t.name: t
     for t in (
-        TaskType("tabular_classification", "tabular", "predict a category from table columns", supported=True),
-        TaskType("tabular_regression", "tabular", "predict a number from table columns", supported=True),
+        TaskType("tabular_classification", "tabular", "predict a category from table columns"),
+        TaskType("tabular_regression", "tabular", "predict a number from table columns"),
         TaskType("image_classification", "image", "label an image"),
         TaskType("image_regression", "image", "predict a number from an image"),
         TaskType("object_detection", "image", "find and box objects in an image"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -132,22 +131,18 @@ def test_unknown_job_and_unfinished_predict(tmp_path: Path) -> None:
 
 
 def test_untrainable_task_type_prepares_its_data_then_stops_clearly(tmp_path: Path) -> None:
-    """Summarization data is fetched and prepared; training it is refused in one sentence at config."""
-    rng = np.random.default_rng(0)
-    words = ["the", "council", "voted", "to", "fund", "new", "bike", "lanes", "after", "a", "long", "debate", "on", "traffic"]
-    rows = []
-    for i in range(120):
-        article = " ".join(rng.choice(words, 40)) + f" item {i}."
-        rows.append({"article": article, "summary": " ".join(article.split()[:6])})
-    pd.DataFrame(rows).to_csv(tmp_path / "news.csv", index=False)
-    spec = write_spec(tmp_path, data="news.csv", target="summary", task="summarize these articles")
-    result = runner.invoke(app, ["run", str(spec), "--job-id", "sum"])
+    """LLM fine-tuning data is fetched and checked; training it is refused in one sentence at config."""
+    rows = [{"instruction": f"Add {i} and {i + 1}.", "output": f"The sum is {2 * i + 1}."} for i in range(40)]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    spec = write_spec(tmp_path, data="pairs.jsonl", target=None, task="fine-tune an LLM on these instructions",
+                      extra="task_type: llm_finetuning\n")
+    result = runner.invoke(app, ["run", str(spec), "--job-id", "ft"])
     assert result.exit_code == 1
-    assert "Training summarization models is not supported by this version yet" in result.output
-    detail = show_json("sum")
+    assert "Training llm finetuning models is not supported by this version yet" in result.output
+    detail = show_json("ft")
     assert detail["failure"]["stage"] == "config" and detail["failure"]["error_type"] == "UnsupportedError"
-    assert [s["status"] for s in detail["stages"][:3]] == ["done", "done", "done"]
-    assert detail["data_report"]["family"] == "seq2seq"
+    assert [s["status"] for s in detail["stages"][:3]] == ["done", "done", "skipped"]
+    assert detail["data_report"]["family"] == "lm" and detail["data_report"]["format"] == "instruction"
 
 
 def test_help_lists_the_commands() -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from agents.codegen import render_training_script
-from agents.config import resolve_config
+from tools.models.tabular import TABULAR, resolve_config
 
 
 def test_rules_scale_with_rows_and_locked_values_win() -> None:
@@ -26,7 +26,7 @@ def test_rules_scale_with_rows_and_locked_values_win() -> None:
 
 def test_rendered_script_uses_the_config_as_argparse_defaults(tmp_path: Path) -> None:
     cfg = resolve_config(500, {"lr": 0.0123, "epochs": 7}, None) | {"task": "classification"}
-    source = render_training_script("tabular", cfg, 'job "quoted" \\ id')
+    source = render_training_script("tabular", TABULAR.template_values("tabular_classification", cfg, {}, 'job "quoted" \\ id'))
     ast.parse(source)
     script = tmp_path / "train.py"
     script.write_text(source)

@@ -323,10 +323,10 @@ def test_untrainable_task_types_pass_intent_and_stop_at_config(tmp_path: Path) -
     llm = ScriptedLLM([json.dumps({"task_type": "summarization"})])
     assert IntentAgent(llm=llm).run(_context(tmp_path, task="shorten these"))["task_type"] == "summarization"
     assert IntentAgent().run(_context(tmp_path, task="translate english to german"))["task_type"] == "translation"
-    context = _context(tmp_path, task="translate english to german")
-    context.task_type = "translation"
+    context = _context(tmp_path, task="find the cars in these photos")
+    context.task_type = "object_detection"
     context.data_paths = {"dir": str(tmp_path / "prepared")}
-    with pytest.raises(UnsupportedError, match="Training translation models is not supported by this version yet"):
+    with pytest.raises(UnsupportedError, match="Training object detection models is not supported by this version yet"):
         ConfigAgent().run(context)
 
 

@@ -12,7 +12,8 @@ from mltrainer.commands.common import friendly, open_store
 @friendly
 def predict(
     job_id: str = typer.Argument(..., help="A finished job whose exported model scores the rows."),
-    input: Path = typer.Option(..., "--input", "-i", help="CSV/parquet/JSON rows with the feature columns."),
+    input: Path = typer.Option(..., "--input", "-i",
+                               help="Rows (CSV/parquet/JSON) for tables; text lines, image paths or a series for other tasks."),
     output: Path = typer.Option(..., "--output", "-o", help="CSV to write: one row per input row."),
 ) -> None:
     """Score new rows with a job's exported model."""
@@ -35,12 +36,22 @@ def predict(
             f"Job '{job_id}' has no exported model yet (status {context.get('status')}, at {stage}); "
             f"finish it with 'mltrainer resume {job_id}'."
         )
-    frame, _ = load_table(input)
     module = load_predict_module(Path(export))
-    try:
-        result = module.predict_frame(Path(export), frame)
-    except ValueError as err:  # the export's transform raises TransformError(ValueError)
-        raise DataError(f"{input.name}: {err}") from None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.to_csv(output, index=False)
-    print_message(f"Wrote {len(result)} predictions to {output}")
+    if hasattr(module, "predict_frame"):  # tabular exports score a table of rows
+        frame, _ = load_table(input)
+        try:
+            result = module.predict_frame(Path(export), frame)
+        except ValueError as err:  # the export's transform raises TransformError(ValueError)
+            raise DataError(f"{input.name}: {err}") from None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result.to_csv(output, index=False)
+        written = len(result)
+    else:  # every other family's predict.py reads its own kind of input (text lines, image paths, a series)
+        if not input.exists():
+            raise DataError(f"The input {input} does not exist; check the path.")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            written = int(module.predict_file(str(export), str(input), str(output)))
+        except ValueError as err:
+            raise DataError(f"{input.name}: {err}") from None
+    print_message(f"Wrote {written} predictions to {output}")

@@ -1,0 +1,90 @@
+"""The contract between the model stages (config, architecture, codegen, training, export) and one
+task family's model code.
+
+A family provides a :class:`ModelFamily` (registered in ``tools/models/__init__.py``) and a template
+folder ``tools/templates/<family>/`` with ``train.py.j2`` and ``predict.py``.
+
+The generated ``train.py`` (one file, top to bottom; flat argparse with help and defaults; a
+docstring with a tiny CPU smoke command) keeps this interface, which the training stage relies on:
+
+``python train.py --data-dir DIR --out-dir OUT [--resume] [--smoke] [--device auto|cpu|cuda] [--epochs N] [--time-budget S] [--seed N]``
+
+- reads only what preprocessing wrote in ``DIR`` (``meta.json`` says what each file holds);
+- prints ``METRIC {json}`` lines on stdout: ``{"model": name, "epoch": e, "total_epochs": E,
+  "split": "train" | "val", <metric>: value, ...}`` — at least one ``val`` line per epoch;
+- writes ``OUT/checkpoint.json`` (config + loop state, atomically) and its weights every epoch;
+  ``--resume`` continues from them, the epoch counter carrying on (a killed run continues);
+- finishes with ``OUT/model.safetensors``, ``OUT/model.json`` (``{"kind", "family", "task_type",
+  "architecture": {...}}`` — everything ``predict.py`` needs to rebuild the model) and
+  ``OUT/metrics.json``: ``{"primary_metric", "higher_is_better", "best_val", "best_model",
+  "test": {metric: value}, "baseline": {"name": ..., metric: value}, "epochs_run"}`` where ``test``
+  and ``baseline`` are measured on the held-out test split (the baseline is the trivial one:
+  majority class, mean, seasonal naive, unigram LM…);
+- on bad input prints one ``error: …`` line on stderr and exits 2; never reads the environment for
+  secrets (it runs with a scrubbed one).
+
+The exported ``predict.py`` defines ``Predictor.load(folder)`` and ``Predictor.predict(inputs)``
+plus ``predict_file(folder, input_path, output_path) -> int`` (rows written) and a CLI
+``python predict.py --input FILE --output FILE``; it imports torch only if the family needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+#: Hyperparameters every torch family resolves (the tabular family has its own table).
+COMMON_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "optimizer": "adamw",
+    "scheduler": "cosine",
+    "warmup_ratio": 0.05,
+    "grad_accum_steps": 1,
+    "clip_norm": 1.0,
+    "patience": 5,
+    "seed": 42,
+    "precision": "auto",  # bf16 autocast on CUDA when supported, fp32 on CPU
+    "time_budget": 0.0,
+}
+
+
+class ModelFamily(Protocol):
+    """Model-side code of one task family."""
+
+    name: str  # the template folder under tools/templates/
+
+    def config(self, task_type: str, meta: dict[str, Any], locked: dict[str, Any],
+               time_budget: float | None) -> dict[str, Any]:
+        """Every hyperparameter resolved: data-driven defaults, then the user's locked values."""
+        ...
+
+    def architecture(self, task_type: str, config: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+        """{"family", "candidates": [{"name", "kind", "parameters", ...}], "selection", "summary"}."""
+        ...
+
+    def template_values(self, task_type: str, config: dict[str, Any], architecture: dict[str, Any],
+                        job_id: str) -> dict[str, Any]:
+        """The values ``train.py.j2`` is rendered with (``cfg``); never a secret."""
+        ...
+
+    def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
+        """Copy what ``predict.py`` needs into ``staging`` (the template's predict.py included),
+        then measure the test split through ``staging/predict.py``; returns the test metrics."""
+        ...
+
+
+def read_meta(data_dir: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((Path(data_dir) / "meta.json").read_text())
+    return meta
+
+
+def merge_locked(defaults: dict[str, Any], locked: dict[str, Any], time_budget: float | None) -> dict[str, Any]:
+    """Defaults, then the user's values on top (never the split fractions: preprocessing used them)."""
+    config = {**COMMON_DEFAULTS, **defaults}
+    config.update({k: v for k, v in locked.items() if k not in ("val_fraction", "test_fraction")})
+    if time_budget:
+        config["time_budget"] = float(time_budget)
+    config["locked"] = sorted(k for k in locked if k not in ("val_fraction", "test_fraction"))
+    return config
