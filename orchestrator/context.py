@@ -31,6 +31,7 @@ class JobContext:
     config: dict[str, Any] = field(default_factory=dict)
     architecture: dict[str, Any] = field(default_factory=dict)
     training_script: str | None = None
+    codegen: dict[str, Any] = field(default_factory=dict)  # template or LLM, and each gated attempt
     runtime: str = "local"
     runtime_job_id: str | None = None
     training_metrics: list[dict[str, Any]] = field(default_factory=list)

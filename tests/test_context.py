@@ -19,6 +19,7 @@ SAMPLE = {
     "config": {"lr": 0.001, "epochs": 3, "locked": ["lr"]},
     "architecture": {"candidates": [{"name": "mlp", "parameters": 1234}]},
     "training_script": "/tmp/run/train.py",
+    "codegen": {"origin": "llm", "attempts": [{"attempt": 1, "error": "does not parse"}, {"attempt": 2, "error": None}]},
     "runtime": "kaggle",
     "runtime_job_id": "kernel-42",
     "training_metrics": [{"model": "mlp", "epoch": 1, "loss": 0.5}],

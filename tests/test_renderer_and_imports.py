@@ -111,6 +111,20 @@ def test_generated_code_runs_with_a_scrubbed_environment(tmp_path: Path, monkeyp
     assert "PATH" in lines[0]
 
 
+def test_generated_code_has_a_memory_limit(tmp_path: Path) -> None:
+    from tools.process import memory_limit, run_streaming
+
+    lines: list[str] = []
+    code = "import resource; print(resource.getrlimit(resource.RLIMIT_DATA)[0])"
+    assert run_streaming([sys.executable, "-c", code], cwd=tmp_path, timeout=60, on_line=lines.append).returncode == 0
+    limit = memory_limit()
+    assert limit is not None and int(lines[0]) == limit  # a runaway script fails, not the machine
+    lines.clear()
+    grab = f"x = bytearray({limit} + 2**30)"  # more than allowed: MemoryError in the child only
+    result = run_streaming([sys.executable, "-c", grab], cwd=tmp_path, timeout=60, on_line=lines.append)
+    assert result.returncode != 0 and "MemoryError" in "\n".join(result.stderr_tail)
+
+
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     import os
 

@@ -28,8 +28,29 @@ def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: Share of physical memory a child's data segment may use; the machine (and the orchestrator that
+#: records the failure) stays responsive when generated code runs away with memory.
+MEMORY_SHARE = 0.85
+
+
+def memory_limit() -> int | None:
+    """Bytes of heap a child may allocate (RLIMIT_DATA), or None where the size is unknown."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MEMORY_SHARE)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _child_setup() -> None:  # pragma: no cover - runs in the child
     os.setsid()
+    limit = memory_limit()
+    if limit is not None:
+        try:  # private writable memory only: CUDA's address-space reservations are not counted
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        except (ImportError, ValueError, OSError):
+            pass
     try:  # die with the parent (Linux): a SIGKILLed orchestrator leaves no trainer behind
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:

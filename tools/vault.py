@@ -328,6 +328,11 @@ class Finding:
     end: int
 
 
+def secret_kinds(text: str, known: list[str] | None = None) -> list[str]:
+    """The kinds of every secret in ``text`` (pattern matches, plus any of the ``known`` literal values)."""
+    return [kind for _, _, kind, _ in _scan(text, {value: ("secret", "") for value in known or []})]
+
+
 def redact(text: str, vault: Vault, job_id: str) -> tuple[str, list[Finding]]:
     """Store every secret in ``text`` in the vault and replace it by its reference.
 
