@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.errors import DataError
+from orchestrator.errors import DataError, SpecError
 
 #: ``log(message, level)``: a line for the live view (level: info | warning).
 Log = Callable[..., None]
@@ -129,3 +129,19 @@ def split_summary(sizes: dict[str, int]) -> str:
 def require_rows(count: int, what: str, where: str, minimum: int = MIN_ROWS) -> None:
     if count < minimum:
         raise DataError(f"{where} has {count} {what}; at least {minimum} are needed to train, validate and test.")
+
+
+def int_param(options: DataOptions, name: str, default: int | None, minimum: int = 1) -> int | None:
+    """A whole-number preprocessing hyperparameter (``default`` when unset); anything else is a spec mistake."""
+    value = options.param(name, default)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+        if number != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SpecError(f"The hyperparameter {name} must be a whole number, not {value!r}; fix it in the spec.") from None
+    if number < minimum:
+        raise SpecError(f"The hyperparameter {name} is {number}; it must be at least {minimum}.")
+    return number

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import DataError, SpecError
-from tools.prep.base import DataOptions, Inspection, Log, Prepared, pick_column, quiet, require_rows, write_meta
+from orchestrator.errors import DataError
+from tools.prep.base import DataOptions, Inspection, Log, Prepared, int_param, pick_column, quiet, require_rows, write_meta
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,20 +71,6 @@ class Corpus:
     roles: dict[str, str] = field(default_factory=dict)
 
 
-def int_param(options: DataOptions, name: str, default: int | None, minimum: int) -> int | None:
-    """A whole-number preprocessing hyperparameter (None when unset and no default); anything else is a spec mistake."""
-    value = options.param(name, default)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-        if number != float(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SpecError(f"The hyperparameter {name} must be a whole number, not {value!r}; fix it in the spec.") from None
-    if number < minimum:
-        raise SpecError(f"The hyperparameter {name} is {number}; it must be at least {minimum}.")
-    return number
 
 
 # ---------------------------------------------------------------------------- reading

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import DataError, SpecError, UnsupportedError
+from orchestrator.errors import DataError, UnsupportedError
 from tools.prep.base import (
     DataOptions,
     Inspection,
     Log,
     Prepared,
+    int_param,
     pick_column,
     quiet,
     require_rows,
@@ -246,18 +247,6 @@ def stored_roles(inspection: Any) -> dict[str, str]:
     return found
 
 
-def int_param(options: DataOptions, name: str, default: int, minimum: int = 1) -> int:
-    """A whole-number preprocessing hyperparameter; anything else is a spec mistake."""
-    value = options.param(name, default)
-    try:
-        number = int(value)
-        if number != float(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SpecError(f"The hyperparameter {name} must be a whole number, not {value!r}; fix it in the spec.") from None
-    if number < minimum:
-        raise SpecError(f"The hyperparameter {name} is {number}; it must be at least {minimum}.")
-    return number
 
 
 def default_vocab_size(total_chars: int) -> int:

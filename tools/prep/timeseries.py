@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import DataError, SpecError
-from tools.prep.base import DataOptions, Inspection, Log, Prepared, pick_column, quiet, split_summary, write_meta
+from tools.prep.base import (DataOptions, Inspection, Log, Prepared, int_param, pick_column, quiet, split_summary,
+                             write_meta)
 from tools.prep.time_index import (YEAR_RANGE, _check_frequency, _choose_time, _first_bad, _is_numeric, _iso,
                                    _parse_times, _Regular, _regularise, describe_frequency, detect_frequency,
                                    seasonality_hint)
@@ -77,19 +78,8 @@ SPLITS = ("train", "val", "test")
 # ---------------------------------------------------------------------------- small helpers
 def _int_param(options: DataOptions, name: str, default: int, minimum: int = 1) -> tuple[int, bool]:
     """A positive integer hyperparameter and whether the user set it."""
-    value = options.params.get(name)
-    if value is None:
-        return default, False
-    try:
-        number = int(value)
-        if number != float(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise SpecError(f"The hyperparameter {name} must be a whole number, not {value!r}; fix it in the spec.") from None
-    if number < minimum:
-        raise SpecError(f"The hyperparameter {name} must be at least {minimum}, not {number}; fix it in the spec.")
-    return number, True
-
+    given = options.params.get(name) is not None
+    return int(int_param(options, name, default, minimum) or default), given
 
 def _shown(value: Any) -> str:
     text = repr(value.item() if hasattr(value, "item") else value)
