@@ -16,6 +16,15 @@ from tools.llm import LLMClient
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "tools" / "templates"
 REQUIREMENTS = "# Exact torch pin: a range lets pip pull a different (CUDA) build.\ntorch==2.13.0\nnumpy\nsafetensors\n"
+#: What each family's train.py imports beyond torch, numpy and safetensors.
+EXTRA_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "seq2seq": ("tokenizers", "pandas", "pyarrow"),
+    "forecaster": ("pandas", "pyarrow"),
+}
+
+
+def requirements_for(family: str) -> str:
+    return REQUIREMENTS + "".join(f"{name}\n" for name in EXTRA_REQUIREMENTS.get(family, ()))
 #: LLM edits tried within one codegen attempt before falling back to the template.
 MAX_LLM_EDITS = 3
 CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
@@ -76,7 +85,7 @@ class CodegenAgent(BaseAgent):
         run_dir.mkdir(parents=True, exist_ok=True)
         script = run_dir / "train.py"
         script.write_text(source)
-        (run_dir / "requirements.txt").write_text(REQUIREMENTS)
+        (run_dir / "requirements.txt").write_text(requirements_for(family.name))
         lines = source.count("\n")
         how = (f"edited by the LLM ({len(attempts)} attempt{'s' if len(attempts) != 1 else ''})" if origin == "llm"
                else f"from the {family.name} template" + (" (the LLM's edits failed the gates)" if attempts else ""))

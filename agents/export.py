@@ -44,7 +44,7 @@ def model_card(context: JobContext, test_metrics: dict[str, float], model_json: 
     kept = context.best_metric
     features = (f" from {prep.get('n_features')} features ({len(prep.get('numeric_columns', []))} numeric, "
                 f"{len(prep.get('categorical_columns', {}))} categorical columns)" if family == "tabular" else "")
-    target = context.intent.get("target")
+    target = context.intent.get("target") if family != "clustering" else None  # clustering's is a reference only
     baseline_part = (f"\n\nTrivial baseline ({baseline.get('name', 'baseline')}) on the same rows:\n\n| metric | value |\n"
                      f"|---|---|\n{baseline_rows}" if baseline_rows else "")
     return f"""---
