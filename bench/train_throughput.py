@@ -97,7 +97,61 @@ def tabular(rows: int, epochs: int, root: Path) -> tuple[float, float]:
     return generated, hand_rate(step, batches, epochs)
 
 
-FAMILIES = {"tabular": tabular}
+def text(rows: int, epochs: int, root: Path) -> tuple[float, float]:
+    import json as _json
+
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+    sys.path.insert(0, str(REPO / "examples"))
+    from make_data import sms  # type: ignore[import-not-found]
+
+    from agents.codegen import render_training_script
+    from tools.models.text import TEXT_CLASSIFIER
+    from tools.models.text_classifier_nets import build_net
+    from tools.prep import DataOptions
+    from tools.prep.text import TEXT_CLASSIFICATION as PREP
+
+    csv = root / "sms.csv"
+    sms(min(rows, 20_000), np.random.default_rng(5)).to_csv(csv, index=False)
+    options = DataOptions("text_classification", target="label", text="message", params={"tokenizer": "bpe"})
+    inspection = PREP.inspect(csv, options)
+    data_dir = root / "text_data"
+    PREP.prepare(csv, options, {**inspection.report, "roles": inspection.roles}, data_dir)
+    meta = _json.loads((data_dir / "meta.json").read_text())
+    config = TEXT_CLASSIFIER.config("text_classification", meta,
+                                    {"arch": "transformer", "epochs": epochs, "patience": 1000}, None)
+    script = root / "text_run" / "train.py"
+    script.parent.mkdir()
+    script.write_text(render_training_script("text_classifier", TEXT_CLASSIFIER.template_values(
+        "text_classification", config, {}, "bench")))
+    threads = torch.get_num_threads()
+    generated = generated_rate(script, data_dir, root / "text_out", ["--device", "cpu", "--threads", str(threads)])
+
+    ids = torch.from_numpy(np.load(data_dir / "ids_train.npy").astype(np.int64))
+    y = torch.from_numpy(np.load(data_dir / "y_train.npy"))
+    model = build_net("transformer", vocab_size=meta["tokenizer"]["vocab_size"], n_classes=len(meta["classes"]),
+                      max_length=meta["max_length"], pad_id=meta["tokenizer"]["pad_id"], d_model=config["d_model"],
+                      n_heads=config["n_heads"], layers=config["layers"], hidden=config["hidden"],
+                      dropout=config["dropout"])
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    loss_fn = nn.CrossEntropyLoss()
+    bs = config["batch_size"]
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> int:
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(xb)
+
+    perm = torch.randperm(len(ids))
+    batches = [(ids[perm[s:s + bs]], y[perm[s:s + bs]]) for s in range(0, len(ids), bs)]
+    return generated, hand_rate(step, batches, epochs)
+
+
+FAMILIES = {"tabular": tabular, "text": text}
 
 
 def main() -> None:

@@ -36,7 +36,10 @@ def test_classification_job_end_to_end(tmp_path: Path) -> None:
     export = Path(detail["artifacts"]["export_dir"])
     for name in ("model.safetensors", "model.json", "transform.json", "transform.py", "predict.py", "config.json", "README.md"):
         assert (export / name).exists(), name
-    assert "accuracy" in (export / "README.md").read_text()
+    card = (export / "README.md").read_text()
+    assert "accuracy" in card and "Trivial baseline (majority class)" in card
+    run = json.loads((export.parent / "run" / "out" / "metrics.json").read_text())
+    assert run["baseline"]["name"] == "majority class" and run["test"]["accuracy"] > run["baseline"]["accuracy"]
     assert (tmp_path / "published" / "predict.py").exists()
     assert detail["deployed_urls"] == [(tmp_path / "published").resolve().as_uri()]
 
