@@ -13,10 +13,19 @@ class ArchitectureAgent(BaseAgent):
     stage = "architecture"
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
+        from orchestrator.events import DataReport
         from tools.models import model_family_for
         from tools.models.base import read_meta
+        from tools.preflight import make_plan, plan_rows
 
         task_type = context.task_type or "tabular_classification"
         meta = read_meta(Path(context.data_paths["dir"]))
         architecture = model_family_for(task_type).architecture(task_type, context.config, meta)
-        return {"architecture": architecture, "summary": architecture.get("summary", "")}
+        plan = make_plan(architecture, context.config, meta)
+        architecture["plan"] = plan
+        self.emit(DataReport(stage=self.stage, title="Plan", rows=tuple(plan_rows(plan))))
+        result: dict[str, Any] = {"architecture": architecture, "summary": architecture.get("summary", "")}
+        if plan.get("epochs_fitted"):  # the budget caps the run: fewer epochs, chosen before it starts
+            result["config"] = {"epochs": plan["epochs_fitted"]}
+            self.log(plan["note"])
+        return result
