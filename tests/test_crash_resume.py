@@ -140,3 +140,34 @@ def test_ctrl_c_during_training_stops_cleanly_and_resumes(tmp_path: Path) -> Non
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     _check_finished(home, "c")
+
+
+def test_sigkill_during_language_model_training_continues_the_epoch_counter(tmp_path: Path) -> None:
+    """The same guarantee for a torch family other than tabular: the resumed run starts past epoch 1."""
+    from tests.conftest import REPO
+
+    (tmp_path / "corpus.txt").write_text((REPO / "examples" / "data" / "corpus.txt").read_text())
+    (tmp_path / "spec.yaml").write_text(
+        "task: write like this corpus\ntask_type: text_generation\ndata:\n  source: corpus.txt\n"
+        "hyperparameters: {block_size: 32, d_model: 32, n_heads: 2, layers: 1, epochs: 40, patience: 40}\n")
+    home = tmp_path / "home"
+    proc = subprocess.Popen([*MLTRAINER, "run", str(tmp_path / "spec.yaml"), "--job-id", "lm", "--json"],
+                            env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    killed_at = None
+    assert proc.stdout is not None
+    for line in proc.stdout:  # events arrive as they happen; kill once epoch 3 is reported
+        event = json.loads(line)
+        if event["type"] == "training_metric" and event["split"] == "val" and event["epoch"] >= 3:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at = event["epoch"]
+            break
+    proc.wait(timeout=30)
+    assert killed_at is not None, "training finished before it could be killed"
+    time.sleep(0.5)  # let the trainer notice its parent died (PDEATHSIG) before resuming
+    resumed = subprocess.run([*MLTRAINER, "resume", "lm", "--json"], env=cli_env(home), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    events = _check_finished(home, "lm")
+    after = events[[i for i, e in enumerate(events) if e["type"] == "pipeline_start"][1]:]
+    epochs = [e["epoch"] for e in after if e["type"] == "training_metric"]
+    assert epochs and min(epochs) >= killed_at > 1  # continued from its checkpoint, not from epoch 1
