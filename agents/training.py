@@ -17,6 +17,16 @@ DEFAULT_TIMEOUT = 4 * 3600.0
 MAX_METRIC_ROWS = 5000
 
 
+#: How a child says it ran out of memory (CUDA, the CPU allocator, Python).
+OOM_MARKERS = ("out of memory", "outofmemoryerror", "memoryerror", "can't allocate memory", "cannot allocate memory")
+MAX_OOM_RETRIES = 4
+
+
+def out_of_memory(stderr_tail: list[str]) -> bool:
+    text = "\n".join(stderr_tail[-20:]).lower()
+    return any(marker in text for marker in OOM_MARKERS)
+
+
 def parse_metric_line(line: str) -> dict[str, Any] | None:
     """``METRIC {json}`` → dict; anything else (or broken JSON) → None."""
     if not line.startswith("METRIC "):
@@ -69,6 +79,21 @@ class TrainingAgent(BaseAgent):
                                      metrics=values, eta_seconds=eta))
 
         result = run_streaming(cmd, cwd=script.parent, timeout=timeout, on_line=on_line)
+        batch, accum = int(context.config.get("batch_size") or 0), int(context.config.get("grad_accum_steps") or 0)
+        rebatched: dict[str, Any] = {}
+        while (result.returncode != 0 and out_of_memory(result.stderr_tail) and accum and batch > 1
+               and len(rebatched.get("oom_retries", [])) < MAX_OOM_RETRIES):
+            # Same effective batch (batch × accumulation), so the optimisation is unchanged; the
+            # checkpoint carries the progress, so nothing already trained is lost.
+            batch, accum = batch // 2, accum * 2
+            rebatched.setdefault("oom_retries", []).append({"batch_size": batch, "grad_accum_steps": accum})
+            self.log(f"out of memory: retrying with batch {batch} × {accum} accumulation steps (same effective "
+                     "batch), from the last checkpoint", "warning")
+            retry = [c for c in cmd if c != "--resume"] + ["--resume", "--rebatch", "--batch-size", str(batch),
+                                                           "--grad-accum-steps", str(accum)]
+            result = run_streaming(retry, cwd=script.parent, timeout=timeout, on_line=on_line)
+        if rebatched:
+            rebatched.update(batch_size=batch, grad_accum_steps=accum)
         if result.returncode != 0:
             last = next((l for l in reversed(result.stderr_tail) if l.strip()), f"exit status {result.returncode}")
             raise TrainingError(f"train.py failed: {last.strip()[:400]}")
@@ -79,6 +104,7 @@ class TrainingAgent(BaseAgent):
         best = {"name": final["primary_metric"], "value": final["best_val"], "model": final["best_model"], "split": "val"}
         summary = f"kept {final['best_model']}: val {final['primary_metric']} {final['best_val']:.4f}" + (" (resumed)" if resumed else "")
         return {
+            **({"config": rebatched} if rebatched else {}),
             "training_metrics": context.training_metrics + metrics,
             "training_logs": result.stdout_tail[-50:] + result.stderr_tail[-50:],
             "best_metric": best,
