@@ -103,8 +103,12 @@ class TrainingAgent(BaseAgent):
         final = json.loads(metrics_file.read_text())
         best = {"name": final["primary_metric"], "value": final["best_val"], "model": final["best_model"], "split": "val"}
         summary = f"kept {final['best_model']}: val {final['primary_metric']} {final['best_val']:.4f}" + (" (resumed)" if resumed else "")
+        search = {name: {k: v for k, v in (row.get("val") or row).items() if isinstance(v, (int, float))}
+                  for name, row in (final.get("candidates") or {}).items() if isinstance(row, dict)}
         return {
             **({"config": rebatched} if rebatched else {}),
+            # every candidate tried and its validation scores: the search history behind the kept model
+            **({"architecture": {"search": search, "kept": final["best_model"]}} if search else {}),
             "training_metrics": context.training_metrics + metrics,
             "training_logs": result.stdout_tail[-50:] + result.stderr_tail[-50:],
             "best_metric": best,

@@ -40,6 +40,10 @@ def test_classification_job_end_to_end(tmp_path: Path) -> None:
     assert "accuracy" in card and "Trivial baseline (majority class)" in card
     run = json.loads((export.parent / "run" / "out" / "metrics.json").read_text())
     assert run["baseline"]["name"] == "majority class" and run["test"]["accuracy"] > run["baseline"]["accuracy"]
+    search = detail["architecture"]["search"]  # both candidates and their validation scores are on record
+    assert set(search) == {"gbdt", "mlp"} and detail["architecture"]["kept"] in search
+    assert all("accuracy" in scores for scores in search.values())
+    assert detail["architecture"]["plan"]["candidates"] and detail["codegen"]["origin"] == "template"
     assert (tmp_path / "published" / "predict.py").exists()
     assert detail["deployed_urls"] == [(tmp_path / "published").resolve().as_uri()]
 

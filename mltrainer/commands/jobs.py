@@ -91,6 +91,9 @@ def job_detail(store: Any, job_id: str) -> dict[str, Any]:
         "data_report": context.get("data_report") or {},
         "preprocessing_report": context.get("preprocessing_report") or {},
         "data_paths": context.get("data_paths") or {},
+        "config": context.get("config") or {},
+        "architecture": context.get("architecture") or {},
+        "codegen": context.get("codegen") or {},
     }
 
 
