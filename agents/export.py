@@ -10,7 +10,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from agents.base import BaseAgent
@@ -26,12 +25,6 @@ PIPELINE_TAGS = {
     "clustering": "clustering", "llm_finetuning": "text-generation",
 }
 
-
-def load_predict_module(export_dir: Path) -> ModuleType:
-    """Import an export's predict.py by path (works from any working directory)."""
-    from tools.models.tabular import load_predict_module as load
-
-    return load(export_dir)
 
 
 def model_card(context: JobContext, test_metrics: dict[str, float], model_json: dict[str, Any],

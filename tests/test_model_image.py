@@ -176,7 +176,7 @@ def test_config_rules_locked_values_and_refusals() -> None:
 
 # ------------------------------------------------------------------------------------ predict.py inputs
 def test_predict_reads_paths_folders_and_csv_and_refuses_bad_input(tmp_path: Path) -> None:
-    from tools.models.tabular import load_predict_module
+    from tools.models.base import load_predict_module
 
     shutil_copy = (REPO / "tools" / "templates" / "image" / "predict.py").read_text()
     (tmp_path / "predict.py").write_text(shutil_copy)

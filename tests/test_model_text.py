@@ -93,7 +93,7 @@ def test_cli_trains_exports_and_predicts(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1], "b": [2]}).to_csv(tmp_path / "bad.csv", index=False)
     result = runner.invoke(app, ["predict", "topics", "--input", str(tmp_path / "bad.csv"), "--output", str(out)])
     assert result.exit_code == 1 and "no 'text' column" in result.output and "Traceback" not in result.output
-    from agents.export import load_predict_module
+    from tools.models.base import load_predict_module
 
     predictor = load_predict_module(export).Predictor.load(str(export))
     assert predictor.predict(texts[:2]) == predictions["label"].tolist()[:2]

@@ -19,7 +19,7 @@ from agents.codegen import render_training_script
 from mltrainer.app import app
 from orchestrator.errors import SpecError
 from tools.models import model_family_for
-from tools.models.tabular import load_predict_module
+from tools.models.base import load_predict_module
 from tools.models.timeseries import FORECASTER, plan_candidates
 from tools.prep.base import DataOptions
 from tools.prep.time_index import seasonality_hint

@@ -109,7 +109,7 @@ def test_cli_run_trains_exports_and_predicts(job: dict, tmp_path: Path, monkeypa
 
 def test_predict_rejects_bad_input_with_one_sentence(job: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from tools.models.tabular import load_predict_module
+    from tools.models.base import load_predict_module
 
     export = Path(job["detail"]["artifacts"]["export_dir"])
     predict = load_predict_module(export)

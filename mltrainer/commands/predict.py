@@ -19,7 +19,7 @@ def predict(
     """Score new rows with a job's exported model."""
     import json
 
-    from agents.export import load_predict_module
+    from tools.models.base import load_predict_module
     from mltrainer.renderer import print_message
     from orchestrator.errors import DataError, UsageError
     from tools.local_data import load_table

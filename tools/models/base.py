@@ -30,8 +30,10 @@ plus ``predict_file(folder, input_path, output_path) -> int`` (rows written) and
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 #: Hyperparameters every torch family resolves (the tabular family has its own table).
@@ -88,3 +90,16 @@ def merge_locked(defaults: dict[str, Any], locked: dict[str, Any], time_budget: 
         config["time_budget"] = float(time_budget)
     config["locked"] = sorted(k for k in locked if k not in ("val_fraction", "test_fraction"))
     return config
+
+def load_predict_module(export_dir: Path) -> ModuleType:
+    """Import an export's predict.py by path (works from any working directory)."""
+    from orchestrator.errors import TrainingError
+
+    path = Path(export_dir) / "predict.py"
+    spec = importlib.util.spec_from_file_location(f"mltrainer_export_{abs(hash(str(export_dir)))}", path)
+    if spec is None or spec.loader is None:
+        raise TrainingError(f"{path} cannot be imported.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+

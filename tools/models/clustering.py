@@ -167,7 +167,7 @@ class Clustering:
         import numpy as np
 
         from tools.models import clustering_nets as nets
-        from tools.models.tabular import load_predict_module
+        from tools.models.base import load_predict_module
 
         shutil.copy2(data_dir / "transform.json", staging / "transform.json")
         shutil.copy2(data_dir / "meta.json", staging / "meta.json")

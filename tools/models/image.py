@@ -151,7 +151,7 @@ class ImageModels:
         import numpy as np
 
         from tools.metrics import classification_metrics, regression_metrics
-        from tools.models.tabular import load_predict_module
+        from tools.models.base import load_predict_module
 
         shutil.copy2(data_dir / "meta.json", staging / "meta.json")
         shutil.copy2(NETS, staging / "image_nets.py")

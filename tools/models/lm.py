@@ -156,7 +156,7 @@ class LanguageModel:
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         import numpy as np
 
-        from tools.models.tabular import load_predict_module
+        from tools.models.base import load_predict_module
 
         shutil.copy2(data_dir / "tokenizer.json", staging / "tokenizer.json")
         shutil.copy2(data_dir / "meta.json", staging / "meta.json")

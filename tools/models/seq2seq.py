@@ -148,7 +148,7 @@ class Seq2Seq:
         import pandas as pd
 
         from tools.models.seq2seq_nets import task_metrics
-        from tools.models.tabular import load_predict_module
+        from tools.models.base import load_predict_module
 
         for name in ("tokenizer.json", "meta.json"):
             shutil.copy2(data_dir / name, staging / name)

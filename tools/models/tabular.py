@@ -5,14 +5,13 @@ Exports need no torch: predict.py runs both model kinds in numpy and uses the fi
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from orchestrator.errors import TrainingError
+from tools.models.base import load_predict_module
 
 TOOLS = Path(__file__).resolve().parent.parent
 #: Rules by training-set size: (upper bound on rows, settings). First row whose bound holds wins.
@@ -67,16 +66,6 @@ def mlp_parameters(n_in: int, hidden: int, layers: int, n_out: int) -> int:
     sizes = [n_in] + [hidden] * layers + [n_out]
     return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
 
-
-def load_predict_module(export_dir: Path) -> ModuleType:
-    """Import an export's predict.py by path (works from any working directory)."""
-    path = Path(export_dir) / "predict.py"
-    spec = importlib.util.spec_from_file_location(f"mltrainer_export_{abs(hash(str(export_dir)))}", path)
-    if spec is None or spec.loader is None:
-        raise TrainingError(f"{path} cannot be imported.")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Tabular:

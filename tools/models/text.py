@@ -151,7 +151,7 @@ class TextClassifier:
         import pandas as pd
 
         from tools.metrics import classification_metrics
-        from tools.models.tabular import load_predict_module
+        from tools.models.base import load_predict_module
 
         for name in ("tokenizer.json", "meta.json"):
             shutil.copy2(data_dir / name, staging / name)

@@ -163,7 +163,7 @@ class Forecaster:
         """Ship predict.py, the nets and meta.json; score the test windows through the export."""
         import numpy as np
 
-        from tools.models.tabular import load_predict_module
+        from tools.models.base import load_predict_module
 
         shutil.copy2(data_dir / "meta.json", staging / "meta.json")
         shutil.copy2(NETS, staging / "forecaster_nets.py")

@@ -143,7 +143,7 @@ class TokenTagger:
         return {**{key: config[key] for key in TEMPLATE_KEYS}, "nets_source": nets_body(), "job_id": job_id}
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
-        from tools.models.tabular import load_predict_module
+        from tools.models.base import load_predict_module
 
         for name in ("tokenizer.json", "meta.json"):
             shutil.copy2(data_dir / name, staging / name)
