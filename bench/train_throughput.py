@@ -2,16 +2,16 @@
 `python bench/train_throughput.py [--rows 50000] [--epochs 4]`.
 
 Same model, same data, same batch size, same optimizer; both sides time only their training
-batches (no validation, checkpoints or start-up), as samples/sec, and the ratio generated/hand is
-printed per family. Figures only; nothing is asserted. Families without a trainable template in
-this checkout are skipped with a note.
+batches (shuffle and slicing included; no validation, checkpoints or start-up), as samples/sec of
+their best epoch after the first (the least disturbed by other work on a shared machine), and the
+ratio generated/hand is printed per family (tabular MLP, text transformer). Figures only; nothing
+is asserted. Measured here (2 shared cores): tabular 0.96-1.19×, text 1.17-1.25×.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,25 +23,29 @@ sys.path.insert(0, str(REPO))
 
 
 def generated_rate(script: Path, data_dir: Path, out_dir: Path, extra: list[str]) -> float:
-    """Median samples/sec over the epochs after the first (warm-up) from the script's METRIC lines."""
+    """Best samples/sec over the epochs after the first (warm-up), from the script's METRIC lines."""
     out = subprocess.run([sys.executable, str(script), "--data-dir", str(data_dir), "--out-dir", str(out_dir), *extra],
                          capture_output=True, text=True, cwd=script.parent)
     if out.returncode != 0:
         sys.exit(f"{script} failed:\n{out.stderr[-2000:]}")
     rates = [json.loads(line[7:])["samples_per_sec"] for line in out.stdout.splitlines()
              if line.startswith("METRIC ") and "samples_per_sec" in line]
-    return statistics.median(rates[1:] or rates)
+    return max(rates[1:] or rates)  # best epoch: the least disturbed by other work on the machine
 
 
-def hand_rate(step, batches: list, epochs: int) -> float:
-    """Median samples/sec of a bare loop: forward, loss, backward, step — nothing else."""
+def hand_rate(step, X, y, batch_size: int, epochs: int) -> float:
+    """Best samples/sec of a bare loop over its epochs: shuffle, slice a batch, forward, loss, backward, step."""
+    import torch
+
     rates = []
     for _ in range(epochs):
         started, seen = time.perf_counter(), 0
-        for batch in batches:
-            seen += step(*batch)
+        perm = torch.randperm(len(X))
+        for s in range(0, len(X), batch_size):
+            idx = perm[s:s + batch_size]
+            seen += step(X[idx], y[idx])
         rates.append(seen / (time.perf_counter() - started))
-    return statistics.median(rates[1:] or rates)
+    return max(rates[1:] or rates)  # best epoch: the least disturbed by other work on the machine
 
 
 def tabular(rows: int, epochs: int, root: Path) -> tuple[float, float]:
@@ -92,9 +96,7 @@ def tabular(rows: int, epochs: int, root: Path) -> tuple[float, float]:
         opt.step()
         return len(xb)
 
-    perm = torch.randperm(len(X))
-    batches = [(X[perm[s:s + bs]], y[perm[s:s + bs]]) for s in range(0, len(X), bs)]
-    return generated, hand_rate(step, batches, epochs)
+    return generated, hand_rate(step, X, y, bs, epochs)
 
 
 def text(rows: int, epochs: int, root: Path) -> tuple[float, float]:
@@ -146,9 +148,7 @@ def text(rows: int, epochs: int, root: Path) -> tuple[float, float]:
         opt.step()
         return len(xb)
 
-    perm = torch.randperm(len(ids))
-    batches = [(ids[perm[s:s + bs]], y[perm[s:s + bs]]) for s in range(0, len(ids), bs)]
-    return generated, hand_rate(step, batches, epochs)
+    return generated, hand_rate(step, ids, y, bs, epochs)
 
 
 FAMILIES = {"tabular": tabular, "text": text}
