@@ -75,6 +75,29 @@ python predict.py --input INPUT --output predictions.csv
 """
 
 
+def loss_curve(context: JobContext, staging: Path) -> str:
+    """Draw loss per epoch of every model and split into loss_curve.png; the card's section for it."""
+    import math
+
+    from tools.plot import line_chart
+
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in context.training_metrics:
+        loss = row.get("loss")
+        if isinstance(loss, (int, float)) and math.isfinite(loss) and isinstance(row.get("epoch"), (int, float)):
+            series.setdefault(f"{row.get('model', 'model')} {row.get('split', 'val')}", []).append(
+                (float(row["epoch"]), float(loss)))
+    legend = line_chart(series, staging / "loss_curve.png")
+    if not legend:
+        (staging / "loss_curve.png").unlink(missing_ok=True)
+        return ""
+    points = [point for name, _ in legend for point in series[name]]
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    lines = ", ".join(f"{name} in {colour}" for name, colour in legend)
+    return (f"\n## Training curve\n\n![loss per epoch](loss_curve.png)\n\nx: epoch {min(xs):g}–{max(xs):g}; "
+            f"y: loss {min(ys):.4g}–{max(ys):.4g}; {lines}.\n")
+
+
 class ExportAgent(BaseAgent):
     stage = "export"
 
@@ -112,7 +135,8 @@ class ExportAgent(BaseAgent):
             "data": {"source_sha256": context.data_report.get("sha256"), "splits": context.preprocessing_report.get("splits")},
         }
         (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
-        (staging / "README.md").write_text(model_card(context, test_metrics, model_json, baseline))
+        card = model_card(context, test_metrics, model_json, baseline) + loss_curve(context, staging)
+        (staging / "README.md").write_text(card)
         shutil.rmtree(export_dir, ignore_errors=True)
         staging.rename(export_dir)
 

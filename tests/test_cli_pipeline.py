@@ -38,6 +38,8 @@ def test_classification_job_end_to_end(tmp_path: Path) -> None:
         assert (export / name).exists(), name
     card = (export / "README.md").read_text()
     assert "accuracy" in card and "Trivial baseline (majority class)" in card
+    assert "![loss per epoch](loss_curve.png)" in card and "mlp val in" in card
+    assert (export / "loss_curve.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     run = json.loads((export.parent / "run" / "out" / "metrics.json").read_text())
     assert run["baseline"]["name"] == "majority class" and run["test"]["accuracy"] > run["baseline"]["accuracy"]
     search = detail["architecture"]["search"]  # both candidates and their validation scores are on record
