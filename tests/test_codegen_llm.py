@@ -24,6 +24,7 @@ from tools.script_gates import check_imports, check_secrets, check_syntax
 INTENT = json.dumps({"task_type": "tabular_classification", "dataset": {"target": "label"},
                      "architecture": {"description": "use a custom block between the MLP layers"},
                      "reasons": {"task_type": "yes/no labels"}})
+CONFIG = json.dumps({"hyperparameters": {}})  # the config stage asks too; keep the rules' values
 
 
 def script_in(messages: list[dict[str, Any]]) -> str:
@@ -64,7 +65,7 @@ def run_job(tmp_path: Path, llm: ScriptedLLM) -> JobContext:
 
 
 def test_two_broken_edits_are_fed_back_and_the_third_is_used(tmp_path: Path) -> None:
-    llm = ScriptedLLM([INTENT, syntax_error, shape_error, good_edit])
+    llm = ScriptedLLM([INTENT, CONFIG, syntax_error, shape_error, good_edit])
     final = run_job(tmp_path, llm)
     assert final.status == "done", final.failure
     codegen = final.codegen
@@ -72,7 +73,7 @@ def test_two_broken_edits_are_fed_back_and_the_third_is_used(tmp_path: Path) -> 
     errors = [a["error"] for a in codegen["attempts"]]
     assert errors[0].startswith("The script does not parse (line") and "smoke run failed" in errors[1]
     assert "mat1 and mat2 shapes cannot be multiplied" in errors[1] and errors[2] is None
-    third = llm.calls[3].messages[-1]["content"]
+    third = llm.calls[4].messages[-1]["content"]
     assert f"Attempt 1 failed with: {errors[0]}" in third and f"Attempt 2 failed with: {errors[1]}" in third
     assert "Do not repeat these mistakes." in third
     assert "CUSTOM_BLOCK = 'a custom block, as asked'" in Path(final.training_script or "").read_text()
@@ -80,7 +81,7 @@ def test_two_broken_edits_are_fed_back_and_the_third_is_used(tmp_path: Path) -> 
 
 
 def test_when_no_edit_passes_the_template_trains(tmp_path: Path) -> None:
-    llm = ScriptedLLM([INTENT, "I cannot do that.", syntax_error, shape_error])
+    llm = ScriptedLLM([INTENT, CONFIG, "I cannot do that.", syntax_error, shape_error])
     final = run_job(tmp_path, llm)
     assert final.status == "done", final.failure
     assert final.codegen["origin"] == "template" and len(final.codegen["attempts"]) == 3
@@ -91,9 +92,10 @@ def test_when_no_edit_passes_the_template_trains(tmp_path: Path) -> None:
 
 def test_without_a_request_the_llm_is_not_asked_to_edit(tmp_path: Path) -> None:
     plain = json.dumps({"task_type": "tabular_classification", "dataset": {"target": "label"}})
-    llm = ScriptedLLM([plain])
+    llm = ScriptedLLM([plain, CONFIG])
     final = run_job(tmp_path, llm)
-    assert final.status == "done" and final.codegen["origin"] == "template" and len(llm.calls) == 1
+    assert final.status == "done" and final.codegen["origin"] == "template"
+    assert [call.stage for call in llm.calls] == ["intent", "config"]
 
 
 def test_gates_name_what_is_wrong() -> None:
