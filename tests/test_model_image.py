@@ -87,6 +87,12 @@ def test_cli_run_exports_and_predicts(tmp_path: Path) -> None:
     for name in ("predict.py", "model.safetensors", "model.json", "image_nets.py", "meta.json", "README.md"):
         assert (export / name).is_file(), name
     assert "Pillow" in (export / "requirements.txt").read_text()
+    traced = json.loads((export / "torchscript.json").read_text())  # TorchScript, checked against eager torch
+    assert traced["torchscript"] == "model.torchscript.pt" and traced["max_abs_diff"] <= 1e-4
+    import torch
+
+    scripted = torch.jit.load(str(export / "model.torchscript.pt"))
+    assert scripted(torch.zeros(2, *json.loads((export / "meta.json").read_text())["shape"])).shape[0] == 2
 
     images = sorted((data / "red").glob("*.png"))[:3] + sorted((data / "blue").glob("*.png"))[:2]
     listing = tmp_path / "new" / "list.txt"
@@ -197,3 +203,18 @@ def test_predict_reads_paths_folders_and_csv_and_refuses_bad_input(tmp_path: Pat
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(ValueError, match="holds no images"):
         predict.read_inputs(str(tmp_path / "empty_dir"))
+
+
+def test_a_model_that_cannot_be_traced_still_exports(tmp_path: Path) -> None:
+    import torch
+
+    from tools.models.base import export_torchscript
+
+    class DataDependent(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * x.sum().item()  # a Python number from the data: tracing bakes it in
+
+    result = export_torchscript(DataDependent(), torch.ones(3, 2), tmp_path / "m.pt", check=torch.ones(4, 2) * 0.5)
+    assert result["torchscript"] is None and "differ" in result["reason"] and not (tmp_path / "m.pt").exists()
+    ok = export_torchscript(torch.nn.Linear(2, 1), torch.ones(3, 2), tmp_path / "lin.pt", check=torch.randn(5, 2))
+    assert ok["torchscript"] == "lin.pt" and (tmp_path / "lin.pt").is_file() and ok["max_abs_diff"] <= 1e-4

@@ -103,3 +103,37 @@ def load_predict_module(export_dir: Path) -> ModuleType:
     spec.loader.exec_module(module)
     return module
 
+
+
+#: A traced model must reproduce the eager outputs to this tolerance to be shipped.
+TRACE_TOLERANCE = 1e-4
+
+
+def export_torchscript(model: Any, example: Any, path: Path, check: Any = None) -> dict[str, Any]:
+    """Trace ``model`` on ``example`` into ``path`` and check the reloaded copy against eager torch on
+    ``check`` — other inputs than the traced ones, so a trace that baked in data-dependent values is caught.
+
+    Returns what happened, for config.json: the file and the largest output difference, or the
+    reason no TorchScript file was shipped (a model whose forward cannot be traced still exports).
+    """
+    import torch
+
+    import warnings
+
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings: the check below decides, not the warnings
+            traced = torch.jit.trace(model, example)
+            traced.save(str(path))
+            reloaded = torch.jit.load(str(path))
+            probe = example if check is None else check
+            expected, got = model(probe), reloaded(probe)
+        diff = float((expected.float() - got.float()).abs().max())
+    except Exception as err:  # noqa: BLE001 - tracing fails in many ways; the export stays valid without it
+        path.unlink(missing_ok=True)
+        return {"torchscript": None, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"}
+    if not diff <= TRACE_TOLERANCE:
+        path.unlink(missing_ok=True)
+        return {"torchscript": None, "reason": f"traced outputs differ from eager torch by {diff:.2e}"}
+    return {"torchscript": path.name, "max_abs_diff": diff}

@@ -162,6 +162,13 @@ class ImageModels:
         X = np.load(data_dir / "X_test.npy")
         y = np.load(data_dir / "y_test.npy")
         predictions = predictor.predict(X)
+        import torch
+
+        from tools.models.base import export_torchscript
+
+        batch = torch.from_numpy(np.ascontiguousarray(X[:8])).float()
+        traced = export_torchscript(predictor.model, batch[:4], staging / "model.torchscript.pt", check=batch.flip(0))
+        (staging / "torchscript.json").write_text(json.dumps(traced, indent=2))
         if len(predictions) != len(y):
             raise TrainingError("The exported predict.py returned a different number of predictions than images.")
         if TASKS[task_type] == "classification":
