@@ -33,9 +33,22 @@ def generated_rate(script: Path, data_dir: Path, out_dir: Path, extra: list[str]
     return max(rates[1:] or rates)  # best epoch: the least disturbed by other work on the machine
 
 
-def hand_rate(step, X, y, batch_size: int, epochs: int) -> float:
-    """Best samples/sec of a bare loop over its epochs: shuffle, slice a batch, forward, loss, backward, step."""
+def hand_rate(model, config: dict, X, y, epochs: int) -> float:
+    """Best samples/sec of a bare loop over its epochs: shuffle, slice a batch, forward, loss, backward,
+    AdamW step — with the generated script's lr, weight decay and batch size."""
     import torch
+    import torch.nn as nn
+
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    loss_fn = nn.CrossEntropyLoss()
+    batch_size = config["batch_size"]
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> int:
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(xb)
 
     rates = []
     for _ in range(epochs):
@@ -85,18 +98,7 @@ def tabular(rows: int, epochs: int, root: Path) -> tuple[float, float]:
         if i < len(dims) - 2:
             layers += [nn.ReLU(), nn.Dropout(config["dropout"])]
     model = nn.Sequential(*layers)
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
-    loss_fn = nn.CrossEntropyLoss()
-    bs = config["batch_size"]
-
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> int:
-        loss = loss_fn(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return len(xb)
-
-    return generated, hand_rate(step, X, y, bs, epochs)
+    return generated, hand_rate(model, config, X, y, epochs)
 
 
 def text(rows: int, epochs: int, root: Path) -> tuple[float, float]:
@@ -104,7 +106,6 @@ def text(rows: int, epochs: int, root: Path) -> tuple[float, float]:
 
     import numpy as np
     import torch
-    import torch.nn as nn
 
     sys.path.insert(0, str(REPO / "examples"))
     from make_data import sms  # type: ignore[import-not-found]
@@ -137,18 +138,7 @@ def text(rows: int, epochs: int, root: Path) -> tuple[float, float]:
                       max_length=meta["max_length"], pad_id=meta["tokenizer"]["pad_id"], d_model=config["d_model"],
                       n_heads=config["n_heads"], layers=config["layers"], hidden=config["hidden"],
                       dropout=config["dropout"])
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
-    loss_fn = nn.CrossEntropyLoss()
-    bs = config["batch_size"]
-
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> int:
-        loss = loss_fn(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return len(xb)
-
-    return generated, hand_rate(step, ids, y, bs, epochs)
+    return generated, hand_rate(model, config, ids, y, epochs)
 
 
 FAMILIES = {"tabular": tabular, "text": text}

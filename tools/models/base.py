@@ -137,3 +137,22 @@ def export_torchscript(model: Any, example: Any, path: Path, check: Any = None) 
         path.unlink(missing_ok=True)
         return {"torchscript": None, "reason": f"traced outputs differ from eager torch by {diff:.2e}"}
     return {"torchscript": path.name, "max_abs_diff": diff}
+
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def stage_export(staging: Path, template: str, data_dir: Path, data_files: tuple[str, ...] = (),
+                 extra: dict[str, Path] | None = None, requirements: str = "") -> ModuleType:
+    """Fill an export folder the way every family does — the data files predict.py reads (meta.json,
+    tokenizer.json…), extra files by destination name (nets, transform), the family's predict.py and
+    requirements.txt — then import that predict.py, which is what the test split is scored through."""
+    import shutil
+
+    for name in data_files:
+        shutil.copy2(Path(data_dir) / name, staging / name)
+    for name, source in (extra or {}).items():
+        shutil.copy2(source, staging / name)
+    shutil.copy2(TEMPLATES / template / "predict.py", staging / "predict.py")
+    (staging / "requirements.txt").write_text(requirements)
+    return load_predict_module(staging)

@@ -8,7 +8,6 @@ assigns each row to its nearest centroid.
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -167,14 +166,11 @@ class Clustering:
         import numpy as np
 
         from tools.models import clustering_nets as nets
-        from tools.models.base import load_predict_module
+        from tools.models.base import stage_export
 
-        shutil.copy2(data_dir / "transform.json", staging / "transform.json")
-        shutil.copy2(data_dir / "meta.json", staging / "meta.json")
-        shutil.copy2(TOOLS / "tabular_transform.py", staging / "transform.py")
-        shutil.copy2(TOOLS / "templates" / "clustering" / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
-        predictor = load_predict_module(staging).Predictor.load(str(staging))
+        module = stage_export(staging, "clustering", data_dir, ("transform.json", "meta.json"),
+                              {"transform.py": TOOLS / "tabular_transform.py"}, EXPORT_REQUIREMENTS)
+        predictor = module.Predictor.load(str(staging))
         # The prepared test split holds transformed features (no raw rows), so it enters after the transform.
         X = np.load(data_dir / "X_test.npy")
         clusters = predictor.predict_features(X)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError, UnsupportedError
 from tools.models.base import merge_locked
 
-TOOLS = Path(__file__).resolve().parent.parent
 NETS = Path(__file__).resolve().parent / "image_nets.py"
 #: The catalogue (the nets are in image_nets.py; named here too so config needs no torch import).
 ARCHS = {"cnn": "small CNN from scratch", "mlp": "multilayer perceptron on flattened pixels"}
@@ -151,14 +149,11 @@ class ImageModels:
         import numpy as np
 
         from tools.metrics import classification_metrics, regression_metrics
-        from tools.models.base import load_predict_module
+        from tools.models.base import stage_export
 
-        shutil.copy2(data_dir / "meta.json", staging / "meta.json")
-        shutil.copy2(NETS, staging / "image_nets.py")
-        shutil.copy2(TOOLS / "templates" / "image" / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
+        module = stage_export(staging, "image", data_dir, ("meta.json",), {NETS.name: NETS}, EXPORT_REQUIREMENTS)
         meta = json.loads((data_dir / "meta.json").read_text())
-        predictor = load_predict_module(staging).Predictor.load(str(staging))
+        predictor = module.Predictor.load(str(staging))
         X = np.load(data_dir / "X_test.npy")
         y = np.load(data_dir / "y_test.npy")
         predictions = predictor.predict(X)

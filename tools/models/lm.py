@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import ast
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError
 from tools.models.base import merge_locked
 
-TOOLS = Path(__file__).resolve().parent.parent
 NETS_FILE = Path(__file__).resolve().parent / "lm_nets.py"
-TEMPLATE_DIR = TOOLS / "templates" / "lm"
 ARCHES = ("gpt", "bigram")
 #: Model size by training tokens: (upper bound, settings). First row whose bound holds wins. A small
 #: corpus wants a small, well-regularised model (it overfits within a few hundred steps otherwise).
@@ -156,15 +153,12 @@ class LanguageModel:
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         import numpy as np
 
-        from tools.models.base import load_predict_module
+        from tools.models.base import stage_export
 
-        shutil.copy2(data_dir / "tokenizer.json", staging / "tokenizer.json")
-        shutil.copy2(data_dir / "meta.json", staging / "meta.json")
-        shutil.copy2(NETS_FILE, staging / "lm_nets.py")
-        shutil.copy2(TEMPLATE_DIR / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
+        module = stage_export(staging, "lm", data_dir, ("tokenizer.json", "meta.json"), {NETS_FILE.name: NETS_FILE},
+                              EXPORT_REQUIREMENTS)
         blocks = np.load(data_dir / "blocks_test.npy", mmap_mode="r", allow_pickle=False)
-        predictor = load_predict_module(staging).Predictor.load(str(staging))
+        predictor = module.Predictor.load(str(staging))
         try:
             return dict(predictor.evaluate(blocks))
         except ValueError as err:

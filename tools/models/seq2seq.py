@@ -10,14 +10,12 @@ shipped with the export, so all three run the same code.
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError, UnsupportedError
 from tools.models.base import merge_locked
 
-TOOLS = Path(__file__).resolve().parent.parent
 NETS = Path(__file__).resolve().parent / "seq2seq_nets.py"
 #: The architecture catalogue (spec key ``arch``).
 CATALOGUE = {"transformer": "encoder-decoder transformer (pre-norm, shared tied embeddings, sinusoidal positions)"}
@@ -148,14 +146,11 @@ class Seq2Seq:
         import pandas as pd
 
         from tools.models.seq2seq_nets import task_metrics
-        from tools.models.base import load_predict_module
+        from tools.models.base import stage_export
 
-        for name in ("tokenizer.json", "meta.json"):
-            shutil.copy2(data_dir / name, staging / name)
-        shutil.copy2(NETS, staging / "seq2seq_nets.py")
-        shutil.copy2(TOOLS / "templates" / "seq2seq" / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
-        predictor = load_predict_module(staging).Predictor.load(staging)
+        module = stage_export(staging, "seq2seq", data_dir, ("tokenizer.json", "meta.json"), {NETS.name: NETS},
+                              EXPORT_REQUIREMENTS)
+        predictor = module.Predictor.load(staging)
         test = pd.read_parquet(data_dir / "test.parquet")
         sources, targets = test["source"].astype(str).tolist(), test["target"].astype(str).tolist()
         outputs = predictor.predict(sources)

@@ -6,12 +6,11 @@ Exports need no torch: predict.py runs both model kinds in numpy and uses the fi
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import TrainingError
-from tools.models.base import load_predict_module
+from tools.models.base import stage_export
 
 TOOLS = Path(__file__).resolve().parent.parent
 #: Rules by training-set size: (upper bound on rows, settings). First row whose bound holds wins.
@@ -119,12 +118,9 @@ class Tabular:
 
         from tools.metrics import classification_metrics, regression_metrics
 
-        shutil.copy2(data_dir / "transform.json", staging / "transform.json")
-        shutil.copy2(TOOLS / "tabular_transform.py", staging / "transform.py")
-        shutil.copy2(TOOLS / "templates" / "tabular" / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
+        predict = stage_export(staging, "tabular", data_dir, ("transform.json",),
+                               {"transform.py": TOOLS / "tabular_transform.py"}, EXPORT_REQUIREMENTS)
         target = json.loads((data_dir / "meta.json").read_text())["target"]
-        predict = load_predict_module(staging)
         test_rows = pd.read_csv(data_dir / "test_rows.csv")
         predictions = predict.predict_frame(staging, test_rows.drop(columns=[target]))
         if len(predictions) != len(test_rows):

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError
 from tools.models.base import merge_locked
 
-TOOLS = Path(__file__).resolve().parent.parent
 NETS_FILE = Path(__file__).resolve().parent / "text_classifier_nets.py"
-TEMPLATE_DIR = TOOLS / "templates" / "text_classifier"
 ARCHES = ("auto", "bow", "transformer")
 PRIMARY_METRIC = "macro_f1"  # accuracy flatters imbalanced classes (spam/ham is 70/30)
 
@@ -151,16 +148,13 @@ class TextClassifier:
         import pandas as pd
 
         from tools.metrics import classification_metrics
-        from tools.models.base import load_predict_module
+        from tools.models.base import stage_export
 
-        for name in ("tokenizer.json", "meta.json"):
-            shutil.copy2(data_dir / name, staging / name)
-        shutil.copy2(NETS_FILE, staging / NETS_FILE.name)
-        shutil.copy2(TEMPLATE_DIR / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
+        module = stage_export(staging, "text_classifier", data_dir, ("tokenizer.json", "meta.json"),
+                              {NETS_FILE.name: NETS_FILE}, EXPORT_REQUIREMENTS)
         classes = json.loads((data_dir / "meta.json").read_text())["classes"]
         test = pd.read_parquet(data_dir / "test.parquet")
-        predictor = load_predict_module(staging).Predictor.load(str(staging))
+        predictor = module.Predictor.load(str(staging))
         proba = predictor.predict_proba(test["text"].tolist())
         if len(proba) != len(test):
             raise TrainingError("The exported predict.py returned a different number of rows than it was given.")

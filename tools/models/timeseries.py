@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError
 from tools.models.base import merge_locked
 
-TOOLS = Path(__file__).resolve().parent.parent
 NETS = Path(__file__).resolve().parent / "forecaster_nets.py"
 ARCH_NAMES = ("linear", "mlp", "lstm")
 
@@ -163,13 +161,9 @@ class Forecaster:
         """Ship predict.py, the nets and meta.json; score the test windows through the export."""
         import numpy as np
 
-        from tools.models.base import load_predict_module
+        from tools.models.base import stage_export
 
-        shutil.copy2(data_dir / "meta.json", staging / "meta.json")
-        shutil.copy2(NETS, staging / "forecaster_nets.py")
-        shutil.copy2(TOOLS / "templates" / "forecaster" / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
-        module = load_predict_module(staging)
+        module = stage_export(staging, "forecaster", data_dir, ("meta.json",), {NETS.name: NETS}, EXPORT_REQUIREMENTS)
         predictor = module.Predictor.load(str(staging))
         X = np.load(data_dir / "X_test.npy")
         y = np.load(data_dir / "y_test.npy").astype(np.float64)

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError, UnsupportedError
 from tools.models.base import merge_locked
 
-TOOLS = Path(__file__).resolve().parent.parent
 NETS = Path(__file__).resolve().parent / "token_tagger_nets.py"
-TEMPLATE = TOOLS / "templates" / "token_tagger"
 ARCHS = ("transformer", "bilstm")
 #: Up to this many training sentences ``arch: auto`` trains both candidates and keeps the better on val.
 AUTO_MAX_ROWS = 20_000
@@ -143,14 +140,10 @@ class TokenTagger:
         return {**{key: config[key] for key in TEMPLATE_KEYS}, "nets_source": nets_body(), "job_id": job_id}
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
-        from tools.models.base import load_predict_module
+        from tools.models.base import stage_export
 
-        for name in ("tokenizer.json", "meta.json"):
-            shutil.copy2(data_dir / name, staging / name)
-        shutil.copy2(NETS, staging / NETS.name)
-        shutil.copy2(TEMPLATE / "predict.py", staging / "predict.py")
-        (staging / "requirements.txt").write_text(EXPORT_REQUIREMENTS)
-        predict = load_predict_module(staging)
+        predict = stage_export(staging, "token_tagger", data_dir, ("tokenizer.json", "meta.json"), {NETS.name: NETS},
+                              EXPORT_REQUIREMENTS)
         rows = [json.loads(line) for line in (data_dir / "test.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
         predictor = predict.Predictor.load(str(staging))
         predicted = predictor.predict([row["words"] for row in rows])
