@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from agents.base import BaseAgent
 from orchestrator.context import JobContext
@@ -42,8 +42,6 @@ class TrainingAgent(BaseAgent):
     stage = "training"
 
     def _execute(self, context: JobContext) -> dict[str, Any]:
-        from tools.process import run_streaming
-
         script = Path(context.training_script or "")
         if not script.exists():
             raise TrainingError(f"The training script {script} is missing; run the codegen stage again.")
@@ -78,7 +76,7 @@ class TrainingAgent(BaseAgent):
             self.emit(TrainingMetric(model=name, epoch=epoch, total_epochs=total, split=str(data.get("split", "val")),
                                      metrics=values, eta_seconds=eta))
 
-        result = run_streaming(cmd, cwd=script.parent, timeout=timeout, on_line=on_line)
+        result = self._launch(context, cmd, cwd=script.parent, timeout=timeout, on_line=on_line)
         batch, accum = int(context.config.get("batch_size") or 0), int(context.config.get("grad_accum_steps") or 0)
         rebatched: dict[str, Any] = {}
         while (result.returncode != 0 and out_of_memory(result.stderr_tail) and accum and batch > 1
@@ -91,7 +89,7 @@ class TrainingAgent(BaseAgent):
                      "batch), from the last checkpoint", "warning")
             retry = [c for c in cmd if c != "--resume"] + ["--resume", "--rebatch", "--batch-size", str(batch),
                                                            "--grad-accum-steps", str(accum)]
-            result = run_streaming(retry, cwd=script.parent, timeout=timeout, on_line=on_line)
+            result = self._launch(context, retry, cwd=script.parent, timeout=timeout, on_line=on_line)
         if rebatched:
             rebatched.update(batch_size=batch, grad_accum_steps=accum)
         if result.returncode != 0:
@@ -115,3 +113,11 @@ class TrainingAgent(BaseAgent):
             "artifacts": {"run_dir": str(out_dir), "weights": str(out_dir / "model.safetensors")},
             "summary": summary,
         }
+
+    # -- where the script runs ---------------------------------------------------------------
+    def _launch(self, context: JobContext, cmd: list[str], *, cwd: Path, timeout: float,
+                on_line: Callable[[str], None]) -> Any:
+        """Run ``cmd`` and stream its output lines to ``on_line``; returns a ProcessResult."""
+        from tools.process import run_streaming
+
+        return run_streaming(cmd, cwd=cwd, timeout=timeout, on_line=on_line)
