@@ -20,11 +20,29 @@ REQUIREMENTS = "# Exact torch pin: a range lets pip pull a different (CUDA) buil
 EXTRA_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "seq2seq": ("tokenizers", "pandas", "pyarrow"),
     "forecaster": ("pandas", "pyarrow"),
+    "llm_lora": ("transformers", "peft", "tokenizers"),
 }
 
 
-def requirements_for(family: str) -> str:
-    return REQUIREMENTS + "".join(f"{name}\n" for name in EXTRA_REQUIREMENTS.get(family, ()))
+#: Libraries a script may import that a requirements file must then name (a pretrained text backbone
+#: pulls in transformers, an LLM edit may add pandas...).
+OPTIONAL_IMPORTS = ("transformers", "peft", "tokenizers", "pandas", "pyarrow")
+
+
+def requirements_for(family: str, source: str = "") -> str:
+    """torch + numpy + safetensors, the family's extras, and any optional library the script imports."""
+    import ast
+
+    names = list(EXTRA_REQUIREMENTS.get(family, ()))
+    if source:
+        imported = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+        names += [name for name in OPTIONAL_IMPORTS if name in imported and name not in names]
+    return REQUIREMENTS + "".join(f"{name}\n" for name in names)
 #: LLM edits tried within one codegen attempt before falling back to the template.
 MAX_LLM_EDITS = 3
 CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
@@ -85,7 +103,7 @@ class CodegenAgent(BaseAgent):
         run_dir.mkdir(parents=True, exist_ok=True)
         script = run_dir / "train.py"
         script.write_text(source)
-        (run_dir / "requirements.txt").write_text(requirements_for(family.name))
+        (run_dir / "requirements.txt").write_text(requirements_for(family.name, source))
         lines = source.count("\n")
         how = (f"edited by the LLM ({len(attempts)} attempt{'s' if len(attempts) != 1 else ''})" if origin == "llm"
                else f"from the {family.name} template" + (" (the LLM's edits failed the gates)" if attempts else ""))

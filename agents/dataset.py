@@ -37,7 +37,7 @@ def data_options(context: JobContext, task_type: str, roles: dict[str, str] | No
         text=roles.get("text") or data.get("text") or dataset.get("text_column"),
         time=roles.get("time") or data.get("time") or dataset.get("time_column"),
         image=roles.get("image") or data.get("image") or dataset.get("image_column"),
-        seed=int(hp.get("seed", DEFAULT_SEED)),
+        seed=int(hp.get("split_seed", hp.get("seed", DEFAULT_SEED))),  # split_seed: vary seed, keep the split
         val_fraction=float(hp.get("val_fraction", DEFAULT_VAL_FRACTION)),
         test_fraction=float(hp.get("test_fraction", DEFAULT_TEST_FRACTION)),
         params={k: hp[k] for k in PREPROCESSING_PARAMS if k in hp},

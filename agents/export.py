@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ def model_card(context: JobContext, test_metrics: dict[str, float], model_json: 
     baseline_rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in baseline.items() if isinstance(v, (int, float)))
     family = report.get("family", "tabular")
     kept = context.best_metric
+    kept_text = (f" was kept on {kept.get('split', 'val')} {kept.get('name')}\n= {float(kept.get('value', 0.0)):.4f}"
+                 if kept.get("name") else "")
     features = (f" from {prep.get('n_features')} features ({len(prep.get('numeric_columns', []))} numeric, "
                 f"{len(prep.get('categorical_columns', {}))} categorical columns)" if family == "tabular" else "")
     target = context.intent.get("target") if family != "clustering" else None  # clustering's is a reference only
@@ -50,8 +54,7 @@ tags: [mltrainer, {family}, {model_json.get('kind', 'model')}]
 
 {context.raw_prompt}
 
-Trained by mltrainer: a **{model_json.get('kind')}** model was kept on {kept.get('split', 'val')} {kept.get('name')}
-= {float(kept.get('value', 0.0)):.4f}{f"; it predicts **{target}**" if target else ""}{features}.
+Trained by mltrainer: a **{model_json.get('kind')}** model{kept_text}{f"; it predicts **{target}**" if target else ""}{features}.
 
 ## Test metrics (held-out {prep.get('splits', {}).get('test')} examples, scored through this folder's predict.py)
 
@@ -98,6 +101,55 @@ def loss_curve(context: JobContext, staging: Path) -> str:
             f"y: loss {min(ys):.4g}–{max(ys):.4g}; {lines}.\n")
 
 
+@contextmanager
+def formats_timer() -> Iterator[list[float]]:
+    """Seconds the family spends in tools.models.base.export_formats (TorchScript/ONNX export and
+    checks) while the block runs — looked up there at call time, so wrapping it times every family."""
+    import tools.models.base as base
+
+    spent = [0.0]
+    original = getattr(base, "export_formats", None)
+    if original is None:
+        yield spent
+        return
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    base.export_formats = timed
+    try:
+        yield spent
+    finally:
+        base.export_formats = original
+
+
+def compress_options(section: Any) -> dict[str, Any] | None:
+    from tools.compress import options_from_spec
+
+    return options_from_spec(section) if section else None
+
+
+def extra_sections(context: JobContext, compression: dict[str, Any], soup: dict[str, Any] | None) -> str:
+    """Card sections for a merge, a model soup and compression ('' for a plain job)."""
+    from tools.compress import card_section
+
+    text = ""
+    merge = context.architecture.get("merge")
+    if merge:
+        settings = ", ".join(f"{k} {merge[k]}" for k in ("t", "density", "scale", "seed") if merge.get(k) is not None)
+        text += (f"\n## Merge\n\nWeights merged from jobs {', '.join(merge['jobs'])} by **{merge['method']}**"
+                 + (f" relative to base {merge['base']}" if merge.get("base") else "")
+                 + (f" ({settings})" if settings else "") + "; the test metrics above score the merged weights.\n")
+    if soup and soup.get("applied"):
+        text += (f"\n## Model soup\n\nThe exported weights average {' + '.join(soup['members'])} checkpoints: "
+                 f"{soup['metric']} {soup['best_single']:.4f} → {soup['val']:.4f}.\n")
+    return text + card_section(compression)
+
+
 class ExportAgent(BaseAgent):
     stage = "export"
 
@@ -118,10 +170,22 @@ class ExportAgent(BaseAgent):
         model_json = json.loads((run_out / "model.json").read_text())
         metrics_file = run_out / "metrics.json"
         run_metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        data_dir = Path(context.data_paths["dir"])
+        soup = self._soup(family.name, run_out, data_dir, staging) if not context.architecture.get("merge") else None
+        n_test = max(1, int(context.preprocessing_report["splits"]["test"]))
         started = time.perf_counter()
-        test_metrics = family.export(task_type, run_out, Path(context.data_paths["dir"]), staging)
-        latency_ms = (time.perf_counter() - started) * 1000 / max(1, int(context.preprocessing_report["splits"]["test"]))
+        with formats_timer() as formats_seconds:
+            test_metrics = family.export(task_type, run_out, data_dir, staging)
+        # per row of the test split, loading included; the TorchScript/ONNX exports are not prediction time
+        latency_ms = (time.perf_counter() - started - formats_seconds[0]) * 1000 / n_test
         baseline = run_metrics.get("baseline") or {}
+        compression: dict[str, Any] = {}
+        options = compress_options(context.spec.get("compress"))
+        if options:
+            from tools.compress import compress_export
+
+            compression = compress_export(family, task_type, run_out, data_dir, staging, test_metrics, latency_ms,
+                                          n_test, options, lambda message, level="info": self.log(message, level))
 
         config = {
             "task_type": task_type,
@@ -133,16 +197,43 @@ class ExportAgent(BaseAgent):
             "test_metrics": test_metrics,
             "baseline": baseline,
             "data": {"source_sha256": context.data_report.get("sha256"), "splits": context.preprocessing_report.get("splits")},
+            **({"compression": compression} if compression else {}),
+            **({"soup": soup} if soup else {}),
         }
         (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
-        card = model_card(context, test_metrics, model_json, baseline) + loss_curve(context, staging)
+        card = (model_card(context, test_metrics, model_json, baseline) + loss_curve(context, staging)
+                + extra_sections(context, compression, soup))
         (staging / "README.md").write_text(card)
         shutil.rmtree(export_dir, ignore_errors=True)
         staging.rename(export_dir)
 
         shown = ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items() if isinstance(v, (int, float)))
+        kept = compression.get("kept") or []
         return {
             "test_metrics": {**test_metrics, "latency_ms_per_row": latency_ms},
-            "artifacts": {"export_dir": str(export_dir), "model_card": str(export_dir / "README.md")},
-            "summary": f"export/ written; test {shown}",
+            "artifacts": {"export_dir": str(export_dir), "model_card": str(export_dir / "README.md"),
+                          **{f"compressed_{m}": str(export_dir / "compressed" / m) for m in kept}},
+            **({"compression": compression} if compression else {}),
+            **({"architecture": {"soup": soup}} if soup else {}),
+            "summary": f"export/ written; test {shown}" + (f"; compressed: {', '.join(kept) or 'none kept'}"
+                                                           if options else ""),
         }
+
+    def _soup(self, family: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, Any] | None:
+        """Average same-architecture checkpoints (a model soup) into the staged weights when that
+        improves validation; what was tried, or None when the run left nothing to average."""
+        if family != "tabular":
+            return None
+        from safetensors.numpy import save_file
+
+        from tools.merge import load_state, tabular_soup
+
+        found = tabular_soup(run_out, data_dir, load_state(staging / "model.safetensors"))
+        if found is None:
+            return None
+        state, report = found
+        if report["applied"]:
+            save_file(state, str(staging / "model.safetensors"))
+            self.log(f"model soup of {' + '.join(report['members'])}: {report['metric']} "
+                     f"{report['best_single']:.4f} → {report['val']:.4f}")
+        return report

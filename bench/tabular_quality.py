@@ -32,15 +32,11 @@ TEMPLATE = os.path.join(ROOT, "tools", "templates", "tabular", "train.py.j2")
 
 
 def recommended_cfg(task: str, n_train: int) -> dict:
-    """The defaults we recommend to the config stage, with the row-count rules applied."""
-    return {
-        "task": task, "model": "auto", "job_id": "bench", "seed": 0, "time_budget": 0,
-        "epochs": 200, "patience": 20, "lr": 1e-3, "weight_decay": 1e-4,
-        "batch_size": int(min(256, max(32, 2 ** round(np.log2(max(1, n_train / 16)))))),
-        "hidden": 256, "layers": 2, "dropout": 0.1,
-        "gbdt_rounds": 500, "gbdt_lr": 0.1, "gbdt_max_leaves": 31, "gbdt_l2": 1.0, "gbdt_patience": 30,
-        "gbdt_min_leaf": int(min(20, max(3, n_train // 50))),
-    }
+    """The config stage's values for this many training rows (tools/models/tabular.py's rules)."""
+    sys.path.insert(0, ROOT)
+    from tools.models.tabular import resolve_config
+
+    return {**resolve_config(n_train, {}, None), "task": task, "job_id": "bench", "gbdt_patience": 30}
 
 
 def mixed_table(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -137,10 +133,10 @@ def main() -> None:
             hv, _ = hgb_score(task, s, with_val=True)
             with tempfile.TemporaryDirectory() as work:
                 m, wall = run_ours(task, s, K, work, overrides)
-            c = m["candidates"]
-            rows.append([h, hv, c["gbdt"]["test"][primary], c["mlp"]["test"][primary], m["test"][primary],
-                         c["gbdt"]["rounds"], c["mlp"]["epochs"], c["gbdt"]["time_s"], c["mlp"]["time_s"], wall, ht,
-                         m["best_model"]])
+            nan = {"test": {primary: float("nan")}, "rounds": float("nan"), "epochs": float("nan"), "time_s": float("nan")}
+            gbdt, mlp = m["candidates"].get("gbdt", nan), m["candidates"].get("mlp", nan)  # --set model=... trains one
+            rows.append([h, hv, gbdt["test"][primary], mlp["test"][primary], m["test"][primary],
+                         gbdt["rounds"], mlp["epochs"], gbdt["time_s"], mlp["time_s"], wall, ht, m["best_model"]])
         r = np.array([row[:-1] for row in rows], dtype=float).mean(axis=0)
         picks = "/".join(row[-1] for row in rows)
         print(f"{name:17} {len(X):5d} {primary:8} {r[0]:6.4f} {r[1]:7.4f} {r[2]:6.4f} {r[3]:6.4f} {r[4]:6.4f} "

@@ -37,6 +37,21 @@ app.command("jobs")(jobs.jobs)
 app.command("show")(jobs.show)
 app.command("predict")(predict.predict)
 
+from mltrainer.commands import watch as watch_command  # noqa: E402 - the training observer (issue 6)
+
+app.command("watch")(watch_command.watch)
+
+from mltrainer.commands import eject, merge, tokenizer  # noqa: E402 - the lab's commands (issue 8)
+
+app.command("merge")(merge.merge)
+app.command("eject")(eject.eject)
+app.add_typer(tokenizer.app, name="tokenizer")
+
+from mltrainer.commands import lab  # noqa: E402 - bring your own model (issue 8, items 1-4)
+
+app.command("try")(lab.try_model)
+app.command("summary")(lab.summary)
+
 
 def main() -> None:
     app()

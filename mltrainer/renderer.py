@@ -24,6 +24,16 @@ from rich.text import Text
 from orchestrator.events import Event, EventBus, event_to_dict
 
 
+#: Colour of each training phase badge (tools/observer/states.py names the phases).
+PHASE_STYLE = {"initializing": "dim", "warmup": "cyan", "learning_fast": "green", "stable_convergence": "green",
+               "plateau": "yellow", "overfitting_risk": "yellow", "diverging": "bold red", "stalled": "red",
+               "converged": "green", "done": "green"}
+
+
+def _badge(phase: str) -> str:
+    return escape(phase.replace("_", " ").upper())
+
+
 def _fmt_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"
@@ -134,11 +144,25 @@ class LiveRenderer:
 
     def _on_training_metric(self, e: Any) -> None:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in e.metrics.items() if k in ("loss", "accuracy", "r2"))
+        if getattr(e, "phase", ""):
+            shown = f"[{PHASE_STYLE.get(e.phase, 'dim')}]{_badge(e.phase)}[/]  {shown}"
         eta = f"ETA {_fmt_seconds(e.eta_seconds)}" if e.eta_seconds is not None else ""
+        if eta and getattr(e, "eta_high", None) is not None and getattr(e, "eta_low", None) is not None:
+            eta += f" ±{_fmt_seconds(max(0.0, e.eta_high - e.eta_low) / 2)}"
         if e.model not in self.tasks:
             self.tasks[e.model] = self.progress.add_task(e.model, total=max(e.total_epochs, 1), metrics="", eta="")
         self.progress.update(self.tasks[e.model], completed=e.epoch, total=max(e.total_epochs, e.epoch, 1),
                              metrics=shown, eta=eta)
+
+    def _on_training_phase(self, e: Any) -> None:
+        self._line(f"   [{PHASE_STYLE.get(e.phase, 'dim')}]{_badge(e.phase)}[/] [dim]{escape(e.model)}[/] {escape(e.narrative)}")
+
+    def _on_training_advice(self, e: Any) -> None:
+        label = "[cyan]acting on advice:[/]" if e.acted else "[yellow]advice:[/]"
+        self._line(f"   {label} [dim]{escape(e.model)}[/] {escape(e.message)}")
+
+    def _on_resource_alert(self, e: Any) -> None:
+        self._line(f"   [yellow]alert ({escape(e.kind)}):[/] {escape(e.message)}")
 
     def _clear_progress(self) -> None:
         for task in self.tasks.values():
@@ -150,6 +174,9 @@ class LiveRenderer:
         if e.status == "done":
             where = f" Model exported to {escape(e.export_dir)}" if e.export_dir else ""
             self._line(f"[bold green]Done[/] in {_fmt_seconds(e.duration)}.{where}")
+            live = [url for url in getattr(e, "deployed_urls", ()) if url.startswith(("http://", "https://"))]
+            if live:
+                self._line(f"Model live at: {escape(', '.join(live))}")
         elif e.status == "interrupted":
             self._line(f"[yellow]Stopped.[/] Resume with: mltrainer resume {escape(e.job_id)}")
         elif e.status == "paused":
@@ -264,10 +291,28 @@ def print_job(detail: dict[str, Any]) -> None:
     if detail.get("test_metrics"):
         shown = ", ".join(f"{k} {v:.4f}" for k, v in detail["test_metrics"].items())
         _out.print(f"  test: {shown}")
+    for row in (detail.get("compression") or {}).get("variants", []):  # the export's compressed variants
+        outcome = "kept" if row.get("kept") else "rolled back"
+        _out.print(f"  {escape(row['method'])}: {outcome}, {row['size_bytes']:,} bytes, test "
+                   f"{escape(str(detail['compression'].get('metric')))} {row['metric']:.4f}")
     llm = detail.get("llm") or {}
     if llm.get("calls"):
         _out.print(f"  llm: {llm['calls']} calls ({', '.join(llm['models'])}), {llm['tokens_in']}→{llm['tokens_out']} "
                    f"tokens, ${llm['cost']:.4f}")
+    ledger = detail.get("ledger") or {}
+    for run in ledger.get("runs", []):
+        if run["runtime"] == "hub":
+            _out.print(f"  hub push: {escape(str(run['detail'].get('repo_id', '')))} commit {escape(str(run['remote_id']))[:12]} "
+                       f"({run['status']})")
+            continue
+        gpu = f"{run['gpu_count']}× {run['gpu']}" if run.get("gpu_count") else "CPU"
+        _out.print(f"  {escape(run['runtime'])}: {escape(str(run['remote_id']))} ({run['status']}, {gpu}, "
+                   f"{run['minutes']:.1f} min, ~${run['cost_usd']:.2f})")
+    if ledger.get("runs") or ledger.get("total_cost"):
+        _out.print(f"  cost: ~${ledger['total_cost']:.2f} (GPU {ledger['gpu_minutes']:.1f} min ~${ledger['runtime_cost']:.2f}, "
+                   f"LLM ${ledger['llm']['cost']:.4f})")
+    for label, line in (detail.get("training_watch") or {}).items():  # curve sparkline, phases, advice
+        _out.print(f"  {escape(label)}: {escape(line)}")
     for name, path in detail.get("artifacts", {}).items():
         _out.print(f"  {name}: {escape(path)}")
     if detail.get("failure"):

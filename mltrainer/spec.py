@@ -25,6 +25,7 @@ HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     "dropout": (float, 0.0, 0.95),
     "patience": (int, 1, 100000),
     "seed": (int, 0, 2**31 - 1),
+    "split_seed": (int, 0, 2**31 - 1),  # the train/val/test split's seed when it should differ from seed
     "gbdt_rounds": (int, 1, 100000),
     "gbdt_lr": (float, 1e-5, 1.0),
     "gbdt_max_leaves": (int, 2, 4096),
@@ -53,6 +54,15 @@ HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     "n_heads": (int, 1, 128),
     "n_clusters": (int, 2, 100_000),
     "arch": (str, None, None),  # a candidate of the family's catalogue (e.g. cnn, lstm, kmeans)
+    "compile": (str, None, None),  # off | on | auto (torch.compile; auto = on CUDA only)
+    "freeze_backbone": (str, None, None),  # no | yes: a pretrained encoder as a fixed feature extractor
+    # PEFT (LLM fine-tuning with LoRA through peft)
+    "lora_r": (int, 1, 4096),
+    "lora_alpha": (float, 0.01, 1e5),
+    "lora_dropout": (float, 0.0, 0.9),
+    "target_modules": (str, None, None),  # auto | all-linear | comma-separated module names (q_proj,v_proj)
+    "quantize": (str, None, None),  # none | 4bit | 8bit (QLoRA: needs bitsandbytes and CUDA)
+    "merge": (str, None, None),  # auto | yes | no: also save the adapter merged into the base weights
 }
 MODEL_CHOICES = ("auto", "mlp", "gbdt")
 #: str hyperparameters limited to a fixed set; other str hyperparameters take any non-empty text.
@@ -60,8 +70,17 @@ STR_CHOICES: dict[str, tuple[str, ...]] = {
     "model": MODEL_CHOICES, "tokenizer": ("auto", "bpe", "wordpiece", "char"),
     "optimizer": ("adamw", "adam", "sgd"), "lr_scheduler": ("cosine", "linear", "constant", "plateau"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
+    "compile": ("off", "on", "auto"), "freeze_backbone": ("no", "yes"), "quantize": ("none", "4bit", "8bit"),
+    "merge": ("auto", "yes", "no"),
 }
-RUNTIMES = ("local",)
+#: The words YAML 1.1 turns into booleans, by the boolean (for str hyperparameters with such choices).
+YAML_BOOL_WORDS: dict[bool, tuple[str, ...]] = {True: ("yes", "on", "true"), False: ("no", "off", "false")}
+RUNTIMES = ("local", "kaggle", "modal")
+#: GPU types each remote runtime offers (spec ``runtime_options.gpu``); "none" runs on CPU.
+GPU_CHOICES: dict[str, tuple[str, ...]] = {
+    "kaggle": ("T4", "P100", "none"),
+    "modal": ("T4", "L4", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB", "H100", "H200", "B200", "none"),
+}
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 
@@ -121,6 +140,8 @@ def check_hyperparameters(
                     raise ValueError(f"hyperparameter '{key}' must be a non-empty text, not {raw!r}")
                 clean[key] = raw.strip()
                 continue
+            if isinstance(raw, bool):  # YAML 1.1 reads yes/no/on/off as booleans: back to the word the key takes
+                raw = next((w for w in allowed if w in YAML_BOOL_WORDS[raw]), raw)
             if raw not in allowed:
                 raise ValueError(f"hyperparameter '{key}' must be one of {', '.join(allowed)}, not {raw!r}")
             clean[key] = raw
@@ -182,10 +203,44 @@ class DataSpec(_Strict):
         return None if value is None else parse_size(value)
 
 
+def parse_money(value: Any) -> float:
+    """'$5', '5 USD', '2.50' or a number → US dollars."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        amount = float(value)
+    else:
+        match = re.match(r"^\s*\$?\s*(\d+(?:\.\d+)?)\s*(usd|\$)?\s*$", str(value), re.I)
+        if not match:
+            raise ValueError(f"'{value}' is not an amount; write e.g. 5, $5 or 5 USD")
+        amount = float(match.group(1))
+    if amount < 0:
+        raise ValueError("a cost budget cannot be negative")
+    return amount
+
+
 class BudgetSpec(_Strict):
     time: float | None = None
+    cost: float | None = None  # US dollars for remote GPU time plus LLM calls; the job stops before passing it
 
     @field_validator("time", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _money(cls, value: Any) -> float | None:
+        return None if value is None else parse_money(value)
+
+
+class RuntimeOptions(_Strict):
+    """Where a remote runtime runs the script: GPU type and count, internet, wall-clock limit."""
+
+    gpu: str | None = None  # default: T4 on kaggle and modal
+    gpu_count: int = Field(1, ge=1, le=8)  # >1 launches with torchrun when the script supports it
+    internet: bool = False  # kaggle: give the kernel internet access
+    timeout: float | None = None  # wall-clock limit of one remote run (default: from budget.time)
+
+    @field_validator("timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
@@ -200,6 +255,7 @@ class DeploySpec(_Strict):
     repo_id: str | None = None  # hub: user/name (or just name: the token's user is used)
     private: bool = True
     token: str | None = None  # hub: a vault reference id, never the token itself
+    space: bool = False  # hub: also publish a Gradio demo Space (repo_id + "-demo")
 
     @model_validator(mode="after")
     def _hub_needs_repo(self) -> DeploySpec:
@@ -209,15 +265,166 @@ class DeploySpec(_Strict):
         return self
 
 
+class CompressSpec(_Strict):
+    """Compression after training (tools/compress.py): each method's variant is kept only if its test
+    metric stays at or above ``retention`` × the uncompressed model's."""
+
+    methods: list[Literal["int8", "ternary"]] = Field(default_factory=lambda: ["int8", "ternary"], min_length=1)
+    retention: float = Field(0.95, gt=0.0, le=1.0)
+    sparsity_threshold: float = Field(0.5, ge=0.0, le=100.0)  # ternary: |W| <= this × mean|W| becomes 0
+    calibration_steps: int = Field(100, ge=0, le=100_000)  # ternary: straight-through fine-tune steps
+
+    @field_validator("methods")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+MODULE_TARGET = re.compile(r"^.+\.py:[A-Za-z_]\w*$")
+
+
+def _module_target(value: str | None, where: str) -> str | None:
+    if value is not None and not MODULE_TARGET.match(value.strip()):
+        raise ValueError(f"{where} '{value}' must be FILE.py:ClassName, e.g. models/net.py:MyNet")
+    return value.strip() if value is not None else None
+
+
+class LayerSpec(_Strict):
+    """One entry of architecture.layers: a torch.nn layer, a user block or a block described in words."""
+
+    type: str | None = None  # a torch.nn class name: Linear, Conv2d, ReLU, LSTM…
+    module_path: str | None = None  # a user block: FILE.py:ClassName
+    describe: str | None = None  # a block in words; the LLM writes it and the gates check it
+    params: dict[str, Any] = Field(default_factory=dict)  # constructor arguments (in-sizes are inferred)
+    name: str | None = None  # attribute name in the generated module
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LayerSpec:
+        given = [k for k in ("type", "module_path", "describe") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("each layer needs exactly one of type, module_path or describe")
+        _module_target(self.module_path, "module_path")
+        return self
+
+
+class ArchitectureSpec(_Strict):
+    """A model of the user's own (tools/lab): a module's class, or a declarative layer list."""
+
+    module: str | None = None  # FILE.py:ClassName (relative to the spec file)
+    kwargs: dict[str, Any] = Field(default_factory=dict)  # constructor arguments of the module's class
+    layers: list[LayerSpec] | None = None
+    input_shape: list[int] | None = None  # without the batch; checked against the data
+
+    @model_validator(mode="after")
+    def _module_or_layers(self) -> ArchitectureSpec:
+        if bool(self.module) == bool(self.layers):
+            raise ValueError("give either module (FILE.py:ClassName) or layers (a list), not both or neither")
+        _module_target(self.module, "module")
+        if self.input_shape is not None and (not self.input_shape or any(s < 1 for s in self.input_shape)):
+            raise ValueError("input_shape must list positive sizes, e.g. [3, 32, 32]")
+        return self
+
+
+class ParamGroupSpec(_Strict):
+    """Parameters whose name matches ``match`` (a regex, searched) get this lr and weight decay."""
+
+    match: str = Field(min_length=1)
+    name: str | None = None
+    lr: float | None = Field(None, gt=0.0, le=10.0)
+    weight_decay: float | None = Field(None, ge=0.0, le=10.0)
+    params: dict[str, Any] = Field(default_factory=dict)  # other per-group options (momentum, betas…)
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"'{value}' is not a regular expression ({err})") from None
+        return value
+
+
+class GrokfastSpec(_Strict):
+    """Grokfast EMA gradient filter: grad += lamb × EMA_alpha(grad)."""
+
+    alpha: float = Field(0.98, ge=0.0, lt=1.0)
+    lamb: float = Field(2.0, ge=0.0, le=100.0)
+
+
+class OptimizerSpec(_Strict):
+    """A torch optimizer by name (or a registered or described custom one) with param groups."""
+
+    name: str | None = None  # AdamW, SGD, RMSprop… or a registered custom optimizer's name
+    params: dict[str, Any] = Field(default_factory=dict)  # constructor arguments (lr: use hyperparameters)
+    param_groups: list[ParamGroupSpec] = Field(default_factory=list)
+    decay_norms_and_biases: bool = False  # default: norms and biases get no weight decay
+    grokfast: Union[GrokfastSpec, None] = None
+    describe: str | None = None  # a custom optimizer in words: the LLM writes it, checks accept it, name registers it
+
+    @field_validator("grokfast", mode="before")
+    @classmethod
+    def _grokfast(cls, value: Any) -> Any:
+        return {} if value is True else (None if value is False else value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OptimizerSpec:
+        for key in ("lr", "weight_decay"):
+            if key in self.params:
+                raise ValueError(f"set {key} under hyperparameters (or per param group), not optimizer.params")
+        if self.describe and not self.name:
+            raise ValueError("a described optimizer needs a name to be registered under")
+        return self
+
+
+class MonitorSpec(_Strict):
+    """The training observer (tools/observer): what it may do on its own and whom it tells."""
+
+    auto_stop: bool = True  # stop on a confirmed plateau/overfit, keeping the best checkpoint
+    webhook: str | None = None  # a URL that gets a JSON POST per alert (Slack, Discord, Telegram, any)
+    webhook_env: str | None = None  # or: the environment variable holding that URL (keeps a tokened URL out of the job)
+    stall_timeout: float = 600.0  # seconds without a new metric before the run is reported STALLED
+    cooldown: float = 300.0  # seconds before an alert (or notification) of the same kind repeats
+
+    @field_validator("stall_timeout", "cooldown", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("webhook")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("a webhook must be an http:// or https:// URL")
+        return value
+
+
 class Spec(_Strict):
     task: str = Field(min_length=1)
     task_type: str | None = None
     data: DataSpec
     runtime: str = "local"
+    runtime_options: RuntimeOptions = Field(default_factory=RuntimeOptions)
     deploy: Union[DeploySpec, None] = None
     llm: Union[str, dict[str, Any]] = "none"
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    compress: Union[CompressSpec, None] = None
+    architecture: Union[ArchitectureSpec, None] = None  # a model of your own (tools/lab)
+    optimizer: Union[OptimizerSpec, None] = None  # optimizer, param groups, Grokfast (tools/lab)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)  # the training observer (tools/observer)
+
+    @field_validator("compress", mode="before")
+    @classmethod
+    def _compress(cls, value: Any) -> Any:
+        if value in (None, False, "none"):
+            return None
+        if value is True:
+            return {}
+        if isinstance(value, str):  # compress: int8
+            return {"methods": [value]}
+        if isinstance(value, list):  # compress: [int8, ternary]
+            return {"methods": value}
+        return value
 
     @field_validator("task_type")
     @classmethod
@@ -228,8 +435,18 @@ class Spec(_Strict):
     @classmethod
     def _runtime(cls, value: str) -> str:
         if value not in RUNTIMES:
-            raise ValueError(f"runtime '{value}' is not available in this version; use 'local'")
+            raise ValueError(f"runtime '{value}' is not available; use one of {', '.join(RUNTIMES)}")
         return value
+
+    @model_validator(mode="after")
+    def _gpu_fits_runtime(self) -> Spec:
+        gpu = self.runtime_options.gpu
+        if gpu is not None and self.runtime in GPU_CHOICES and gpu not in GPU_CHOICES[self.runtime]:
+            raise ValueError(f"runtime_options.gpu '{gpu}' is not offered by {self.runtime}; choose one of "
+                             f"{', '.join(GPU_CHOICES[self.runtime])}")
+        if gpu is not None and self.runtime == "local":
+            raise ValueError("runtime_options.gpu applies to kaggle and modal; the local runtime uses this machine")
+        return self
 
     @field_validator("deploy", mode="before")
     @classmethod

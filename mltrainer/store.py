@@ -58,6 +58,28 @@ class EventRow(SQLModel, table=True):
     payload_json: str = "{}"
 
 
+class RuntimeRun(SQLModel, table=True):
+    """One remote submission, written the moment it is accepted (migration 0004 says why)."""
+
+    __tablename__ = "runtime_runs"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", index=True)
+    stage: str
+    attempt: int
+    runtime: str  # kaggle | modal | hub
+    name: str = Field(unique=True)  # deterministic from job id + stage + attempt
+    remote_id: Optional[str] = None  # the runtime's own id: kernel ref, function call id, commit oid
+    status: str = "submitted"  # submitted | running | done | failed | cancelled
+    gpu: Optional[str] = None
+    gpu_count: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    seconds: float = 0.0  # wall time the runtime ran it
+    cost_usd: float = 0.0  # the runtime's price for those seconds (an estimate)
+    detail_json: str = "{}"
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -175,6 +197,45 @@ class Store:
         with self._session() as s:
             q = select(EventRow).where(EventRow.job_id == job_id).order_by(EventRow.id)  # type: ignore[arg-type]
             return [json.loads(r.payload_json) for r in s.exec(q)]
+
+    # -- remote submissions (runtime_runs) ----------------------------------------------------
+    def record_run(self, run: RuntimeRun) -> RuntimeRun:
+        """Save a submission the moment the runtime accepted it: committed (in the WAL, safe from a
+        killed process) when this returns."""
+        now = time.time()
+        run.created_at = run.created_at or now
+        run.updated_at = now
+        with self._session() as s:
+            s.add(run)
+            s.commit()
+            s.refresh(run)
+        return run
+
+    def find_run(self, name: str) -> RuntimeRun | None:
+        with self._session() as s:
+            return s.exec(select(RuntimeRun).where(RuntimeRun.name == name)).first()
+
+    def update_run(self, name: str, **values: Any) -> RuntimeRun:
+        """Change fields of a submission (status, seconds, cost…); ``detail`` merges into detail_json."""
+        with self._session() as s:
+            run = s.exec(select(RuntimeRun).where(RuntimeRun.name == name)).first()
+            if run is None:
+                raise UsageError(f"There is no runtime submission named '{name}'.")
+            detail = values.pop("detail", None)
+            if detail:
+                run.detail_json = json.dumps({**json.loads(run.detail_json or "{}"), **detail}, default=str)
+            for key, value in values.items():
+                setattr(run, key, value)
+            run.updated_at = time.time()
+            s.add(run)
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def runs(self, job_id: str) -> list[RuntimeRun]:
+        with self._session() as s:
+            q = select(RuntimeRun).where(RuntimeRun.job_id == job_id).order_by(RuntimeRun.id)  # type: ignore[arg-type]
+            return list(s.exec(q))
 
     def integrity_check(self) -> str:
         with self.engine.connect() as conn:

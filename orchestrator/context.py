@@ -50,6 +50,7 @@ class JobContext:
     created_at: float = 0.0
     updated_at: float = 0.0
     schema_version: int = SCHEMA_VERSION
+    compression: dict[str, Any] = field(default_factory=dict)  # export: compressed variants and their gate
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -56,6 +56,10 @@ class StageTimeout(MltrainerError):
     """A stage ran past its wall-clock limit."""
 
 
+class BudgetExceeded(MltrainerError):
+    """Going on would spend more than the spec's budget.cost; the job stops with its state kept."""
+
+
 class JobLocked(UsageError):
     """Another process is running this job right now."""
 
@@ -77,6 +81,7 @@ ERROR_CLASSES: tuple[tuple[type[BaseException], ErrorClass], ...] = (
     (CredentialError, ErrorClass(retryable=False, feed_back=False)),
     (ClientError, ErrorClass(retryable=False, feed_back=False)),
     (UnsupportedError, ErrorClass(retryable=False, feed_back=False)),
+    (BudgetExceeded, ErrorClass(retryable=False, feed_back=False)),
     (TransientError, ErrorClass(retryable=True, feed_back=False)),
     (TrainingError, ErrorClass(retryable=True, feed_back=True)),
     (StageTimeout, ErrorClass(retryable=True, feed_back=True)),

@@ -32,6 +32,7 @@ class PipelineEnd:
     duration: float
     reason: str = ""
     export_dir: str = ""
+    deployed_urls: tuple[str, ...] = ()  # where the deploy stage published the model
     time: float = field(default_factory=_now)
     type: Literal["pipeline_end"] = "pipeline_end"
 
@@ -140,8 +141,53 @@ class TrainingMetric:
     split: str
     metrics: dict[str, float]
     eta_seconds: float | None = None
+    eta_low: float | None = None  # the ETA's confidence interval (tools/observer/eta.py)
+    eta_high: float | None = None
+    phase: str = ""  # the observer's phase of this model (tools/observer/states.py)
     time: float = field(default_factory=_now)
     type: Literal["training_metric"] = "training_metric"
+
+
+@dataclass(frozen=True)
+class TrainingPhase:
+    """The training observer moved a model to a new phase; the narrative names the numbers why."""
+
+    model: str
+    phase: str  # initializing | warmup | learning_fast | stable_convergence | plateau | overfitting_risk | diverging | stalled | converged | done
+    previous: str
+    narrative: str
+    epoch: float | None = None
+    step: float | None = None
+    time: float = field(default_factory=_now)
+    type: Literal["training_phase"] = "training_phase"
+
+
+@dataclass(frozen=True)
+class TrainingAdvice:
+    """Early-termination advice (stop: gains unlikely; lower_lr: diverging) and whether it was acted on."""
+
+    model: str
+    action: str  # stop | lower_lr
+    message: str
+    probability: float | None = None  # of a gain worth waiting for in the rest of the run
+    saved_seconds: float | None = None  # compute that stopping saves
+    keep: str = ""  # the checkpoint to keep
+    confirmed: bool = False  # strong enough to act on
+    acted: bool = False  # the training stage stopped the run on it
+    time: float = field(default_factory=_now)
+    type: Literal["training_advice"] = "training_advice"
+
+
+@dataclass(frozen=True)
+class ResourceAlert:
+    """Memory growth (leak suspicion), CUDA memory near full, a throughput drop; rate-limited by a cooldown."""
+
+    kind: str  # memory_leak | cuda_memory | throughput
+    message: str
+    value: float | None = None
+    model: str = ""
+    time: float = field(default_factory=_now)
+    type: Literal["resource_alert"] = "resource_alert"
 
 
 @dataclass(frozen=True)
@@ -170,6 +216,9 @@ Event = Union[
     AgentLog,
     TrainingMetric,
     DataReport,
+    TrainingPhase,
+    TrainingAdvice,
+    ResourceAlert,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

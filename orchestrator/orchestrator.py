@@ -163,6 +163,7 @@ class Orchestrator:
                 duration=time.time() - started,
                 reason=context.failure.get("error", "") or (f"stopped after {until} as asked" if context.status == "paused" else ""),
                 export_dir=context.artifacts.get("export_dir", ""),
+                deployed_urls=tuple(context.deployed_urls),
             )
         )
         return context
@@ -193,6 +194,10 @@ class Orchestrator:
             self.bus.emit(StageStart(stage=stage, attempt=attempt))
             started = time.time()
             try:
+                if (context.spec.get("budget") or {}).get("cost") is not None:
+                    from tools.runtimes.ledger import check_budget
+
+                    check_budget(self.store, context, stage)  # BudgetExceeded: stop here, state kept
                 result = dict(agent.run(context.snapshot()))
                 summary = str(result.pop("summary", ""))
                 context.merge(result)

@@ -43,7 +43,7 @@ TASK_TYPES: dict[str, TaskType] = {
         TaskType("token_classification", "text", "label each word (NER, POS)"),
         TaskType("summarization", "text", "shorten a text"),
         TaskType("translation", "text", "translate between languages"),
-        TaskType("llm_finetuning", "llm", "fine-tune a pretrained causal LM", skips=("preprocessing",)),
+        TaskType("llm_finetuning", "llm", "fine-tune a pretrained causal LM"),
         TaskType("time_series_forecasting", "time_series", "forecast future values of a series"),
         TaskType("clustering", "clustering", "group rows without labels", skips=("deploy",)),
     )
@@ -59,7 +59,19 @@ def skip_reason(stage: str, context: JobContext) -> str | None:
     if stage == "deploy" and not deploy:
         return "no deploy target in the spec"
     if stage == "deploy" and deploy.get("target") == "hub":
-        return "publishing to the HuggingFace Hub is not available in this version; the export stays local"
+        return _hub_skip_reason(context)
+    return None
+
+
+def _hub_skip_reason(context: JobContext) -> str | None:
+    """Why a Hub push cannot happen (no write token, offline mode), or None when it can be tried."""
+    from tools.hub_publish import hub_offline, hub_token
+
+    if hub_offline():
+        return "HF_HUB_OFFLINE is set, so nothing is published to the Hub; the export stays local"
+    if not hub_token(context):
+        return ("no HuggingFace write token (set HF_TOKEN or run 'hf auth login'), so nothing is published to the "
+                "Hub; the export stays local")
     return None
 
 

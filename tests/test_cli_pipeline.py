@@ -139,18 +139,18 @@ def test_unknown_job_and_unfinished_predict(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "has no exported model yet" in result.output
 
 
-def test_untrainable_task_type_prepares_its_data_then_stops_clearly(tmp_path: Path) -> None:
-    """LLM fine-tuning data is fetched and checked; training it is refused in one sentence at config."""
+def test_llm_finetuning_without_a_base_model_prepares_its_data_then_stops_clearly(tmp_path: Path) -> None:
+    """LLM fine-tuning data is fetched, checked and split; with no base model named, config stops in one sentence."""
     rows = [{"instruction": f"Add {i} and {i + 1}.", "output": f"The sum is {2 * i + 1}."} for i in range(40)]
     (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     spec = write_spec(tmp_path, data="pairs.jsonl", target=None, task="fine-tune an LLM on these instructions",
                       extra="task_type: llm_finetuning\n")
     result = runner.invoke(app, ["run", str(spec), "--job-id", "ft"])
     assert result.exit_code == 1
-    assert "Training llm finetuning models is not supported by this version yet" in result.output
+    assert "LLM fine-tuning needs a base model; set hyperparameters.backbone" in result.output
     detail = show_json("ft")
-    assert detail["failure"]["stage"] == "config" and detail["failure"]["error_type"] == "UnsupportedError"
-    assert [s["status"] for s in detail["stages"][:3]] == ["done", "done", "skipped"]
+    assert detail["failure"]["stage"] == "config" and detail["failure"]["error_type"] == "SpecError"
+    assert [s["status"] for s in detail["stages"][:3]] == ["done", "done", "done"]
     assert detail["data_report"]["family"] == "lm" and detail["data_report"]["format"] == "instruction"
 
 

@@ -17,7 +17,7 @@ def test_rules_scale_with_rows_and_locked_values_win() -> None:
     assert small["hidden"] < 256 <= large["hidden"]
     assert small["dropout"] > large["dropout"]
     assert 32 <= small["batch_size"] <= large["batch_size"] <= 256
-    assert small["gbdt_min_leaf"] < large["gbdt_min_leaf"] == 20
+    assert resolve_config(40, {}, None)["gbdt_min_leaf"] < small["gbdt_min_leaf"] == large["gbdt_min_leaf"] == 20
     assert large["time_budget"] == 600
     locked = resolve_config(500, {"lr": 0.0123, "epochs": 7, "model": "gbdt", "val_fraction": 0.2}, None)
     assert (locked["lr"], locked["epochs"], locked["model"]) == (0.0123, 7, "gbdt")
@@ -36,3 +36,13 @@ def test_rendered_script_uses_the_config_as_argparse_defaults(tmp_path: Path) ->
     assert "import os\n" in source or "import os," in source
     for banned in ("environ[", "getenv(", "TOKEN", "API_KEY"):
         assert banned not in source
+
+
+def test_requirements_name_what_the_script_imports() -> None:
+    from agents.codegen import requirements_for
+
+    plain = requirements_for("tabular", "import numpy\nimport torch\n")
+    assert "torch==2.13.0" in plain and "transformers" not in plain
+    pretrained = requirements_for("text_classifier", "import torch\nfrom transformers import AutoModel\n")
+    assert pretrained.splitlines()[-1] == "transformers"
+    assert requirements_for("llm_lora").split()[-3:] == ["transformers", "peft", "tokenizers"]

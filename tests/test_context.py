@@ -38,6 +38,7 @@ SAMPLE = {
     "created_at": 1.5,
     "updated_at": 2.5,
     "schema_version": 99,
+    "compression": {"kept": ["int8"], "retention": 0.95},
 }
 
 

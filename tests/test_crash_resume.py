@@ -116,7 +116,9 @@ def test_sigkill_during_training_resumes_from_the_epoch_checkpoint(tmp_path: Pat
 
 def test_ctrl_c_during_training_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     make_classification_frame(1500, seed=4).to_csv(tmp_path / "data.csv", index=False)
-    spec = write_spec(tmp_path, hyper={"epochs": 12, "patience": 12, "gbdt_rounds": 20, "batch_size": 16})
+    # no auto-stop and a long patience: the MLP is still training when the signal comes, even on a busy machine
+    spec = write_spec(tmp_path, hyper={"epochs": 30, "patience": 30, "gbdt_rounds": 20, "batch_size": 16},
+                      extra="monitor:\n  auto_stop: false\n")
     home = tmp_path / "home"
     proc = subprocess.Popen([*MLTRAINER, "run", str(spec), "--job-id", "c"], env=cli_env(home),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents.config import ConfigAgent
 from agents.intent import IntentAgent, parse_reply, peek_columns
 from agents.intent_rules import parse_rules
 from orchestrator.context import JobContext
-from orchestrator.errors import UnsupportedError
 from orchestrator.intent import Intent, intent_from_dict, merge_locked
 from orchestrator.plan import TASK_TYPES
 from tests.fakes.scripted_llm import ScriptedLLM
@@ -318,16 +316,10 @@ def test_the_request_carries_only_what_the_agent_chose(tmp_path: Path) -> None:
     assert "tabular_regression" in call.system and "Never" in call.system
 
 
-def test_untrainable_task_types_pass_intent_and_stop_at_config(tmp_path: Path) -> None:
-    """Every family's data is fetched and prepared; only training stops where this version ends."""
+def test_text_task_types_are_read_from_the_request(tmp_path: Path) -> None:
     llm = ScriptedLLM([json.dumps({"task_type": "summarization"})])
     assert IntentAgent(llm=llm).run(_context(tmp_path, task="shorten these"))["task_type"] == "summarization"
     assert IntentAgent().run(_context(tmp_path, task="translate english to german"))["task_type"] == "translation"
-    context = _context(tmp_path, task="find the cars in these photos")
-    context.task_type = "object_detection"
-    context.data_paths = {"dir": str(tmp_path / "prepared")}
-    with pytest.raises(UnsupportedError, match="Training object detection models is not supported by this version yet"):
-        ConfigAgent().run(context)
 
 
 def test_no_llm_keeps_the_old_contract(tmp_path: Path) -> None:

@@ -21,9 +21,9 @@ def test_every_task_type_has_an_ordered_plan() -> None:
         assert stages == list(STAGES)
 
 
-def test_clustering_skips_deploy_and_llm_finetuning_skips_preprocessing() -> None:
+def test_clustering_skips_deploy_and_llm_finetuning_runs_every_stage() -> None:
     assert skip_reason("deploy", _ctx("clustering")) is not None
-    assert skip_reason("preprocessing", _ctx("llm_finetuning")) is not None
+    assert skip_reason("preprocessing", _ctx("llm_finetuning")) is None  # it writes untokenized JSON-lines splits
     assert skip_reason("preprocessing", _ctx("tabular_classification")) is None
     assert skip_reason("deploy", _ctx("tabular_classification")) is None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -19,9 +20,9 @@ def tables(path: Path) -> set[str]:
 
 def test_migrates_an_empty_database_to_head(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    assert {"jobs", "stage_attempts", "events", "alembic_version"} <= tables(store.path)
+    assert {"jobs", "stage_attempts", "events", "runtime_runs", "alembic_version"} <= tables(store.path)
     with sqlite3.connect(store.path) as conn:
-        assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0003"
+        assert conn.execute("select version_num from alembic_version").fetchone()[0] == "0004"
         columns = {r[1] for r in conn.execute("pragma table_info(jobs)")}
     assert "failure_reason" in columns
     assert store.integrity_check() == "ok"
@@ -40,6 +41,23 @@ def test_upgrades_from_the_first_schema_keeping_jobs(tmp_path: Path) -> None:
     assert job.status == "done" and job.failure_reason is None
     store.append_event("old", {"type": "pipeline_start", "time": 3.0})
     assert store.events("old") == [{"type": "pipeline_start", "time": 3.0}]
+    assert "runtime_runs" in tables(path) and store.runs("old") == []
+
+
+def test_runtime_runs_are_unique_by_name_and_updatable(tmp_path: Path) -> None:
+    from mltrainer.store import RuntimeRun
+
+    store = Store(tmp_path / "db.sqlite")
+    store.create_job("a", "{}")
+    store.record_run(RuntimeRun(job_id="a", stage="training", attempt=1, runtime="modal", name="n1", remote_id="fc-1"))
+    with pytest.raises(Exception):  # the same submission name twice: the second is refused
+        store.record_run(RuntimeRun(job_id="a", stage="training", attempt=1, runtime="modal", name="n1"))
+    store.update_run("n1", status="done", seconds=90.0, detail={"files": 3})
+    store.update_run("n1", detail={"message": "ok"})
+    [run] = store.runs("a")
+    assert (run.status, run.seconds, run.remote_id) == ("done", 90.0, "fc-1")
+    assert json.loads(run.detail_json) == {"files": 3, "message": "ok"}
+    assert store.find_run("n1") is not None and store.find_run("n2") is None
 
 
 def test_pragmas(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_template_renders_clean_python():
     src = render()
     tree = ast.parse(src)
     assert "{{" not in src and "{%" not in src
-    assert len(src.splitlines()) < 600
+    assert len(src.splitlines()) < 800  # the module soft cap
     assert ast.get_docstring(tree).count("--smoke") >= 1
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -16,6 +16,10 @@ from typing import Any
 TRAIN_FLOPS_FACTOR = 3.0
 #: Weights + gradients + two AdamW moments, in bytes per parameter (fp32).
 BYTES_PER_PARAMETER = 16
+#: fp32 weights alone: a frozen parameter (LoRA's base, a frozen backbone) needs no gradient or moments.
+BYTES_PER_FROZEN_PARAMETER = 4
+#: Frozen base weights quantized for QLoRA, in bytes per parameter.
+QUANTIZED_BYTES = {"4bit": 0.5, "8bit": 1.0}
 #: Activations kept for backward, relative to the forward pass's outputs.
 ACTIVATION_FACTOR = 2.0
 #: Share of peak matmul speed real training reaches on small models (measured on the bench scripts).
@@ -41,11 +45,16 @@ def candidate_plan(candidate: dict[str, Any], config: dict[str, Any], train_rows
     """Memory and time estimates of one candidate (None where its summary lacks the figure)."""
     summary = candidate.get("summary") or {}
     params = int(summary.get("total_parameters") or candidate.get("parameters") or 0)
+    trainable = int(summary.get("trainable_parameters", params))
     batch = int(config.get("batch_size") or 32)
     per_example_act = summary.get("activation_bytes_per_batch", 0) / max(1, (summary.get("input_shape") or [1])[0])
-    memory = params * BYTES_PER_PARAMETER + per_example_act * batch * ACTIVATION_FACTOR
+    frozen_bytes = QUANTIZED_BYTES.get(str(config.get("quantize")), BYTES_PER_FROZEN_PARAMETER)
+    memory = (trainable * BYTES_PER_PARAMETER + (params - trainable) * frozen_bytes
+              + per_example_act * batch * ACTIVATION_FACTOR)
     flops = summary.get("flops_per_example")
     epoch_seconds = (flops * TRAIN_FLOPS_FACTOR * train_rows / (gflops * 1e9 * EFFICIENCY)) if flops else None
+    if epoch_seconds and candidate.get("freeze"):  # a frozen encoder embeds each example once, then only the head trains
+        epoch_seconds /= TRAIN_FLOPS_FACTOR * max(1, int(config.get("epochs") or 1))
     return {
         "name": candidate.get("name"),
         "parameters": params,

@@ -84,7 +84,10 @@ def run_streaming(
 ) -> ProcessResult:
     """Run ``cmd``, calling ``on_line`` for each stdout line as it arrives.
 
-    A timeout or a KeyboardInterrupt kills the whole process group before returning/raising.
+    A timeout or a KeyboardInterrupt kills the whole process group before returning/raising; so
+    does any exception ``on_line`` raises (the training observer stops a diverging run that way).
+    An ``on_line`` with an ``attach`` method gets the child (a Popen) once it runs, e.g. to
+    measure its process group's memory.
     """
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -93,6 +96,7 @@ def run_streaming(
     )
     stdout_tail: deque[str] = deque(maxlen=tail)
     stderr_tail: deque[str] = deque(maxlen=tail)
+    attach = getattr(on_line, "attach", None)
 
     def read_stderr() -> None:
         assert proc.stderr is not None
@@ -105,6 +109,8 @@ def run_streaming(
     timer.daemon = True
     timer.start()
     try:
+        if callable(attach):
+            attach(proc)
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip("\n")

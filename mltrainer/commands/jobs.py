@@ -65,7 +65,8 @@ def job_detail(store: Any, job_id: str) -> dict[str, Any]:
                              "started_at": a.started_at, "error": a.error_message} for a in mine],
         })
     llm = {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0, "models": []}
-    for event in store.events(job_id):
+    events = store.events(job_id)
+    for event in events:
         if event.get("type") == "llm_response":
             llm["calls"] += 1
             llm["tokens_in"] += int(event.get("tokens_in", 0))
@@ -73,9 +74,13 @@ def job_detail(store: Any, job_id: str) -> dict[str, Any]:
             llm["cost"] += float(event.get("cost", 0.0))
             if event.get("model") not in llm["models"]:
                 llm["models"].append(event.get("model"))
+    from tools.runtimes.ledger import job_ledger
+
     return {
         "id": job.id,
+        "training_watch": training_watch(context, events),
         "llm": llm,
+        "ledger": job_ledger(store, job_id),  # remote GPU minutes and cost, LLM tokens and cost
         "status": job.status,
         "task_type": job.task_type,
         "task": context.get("raw_prompt"),
@@ -94,7 +99,24 @@ def job_detail(store: Any, job_id: str) -> dict[str, Any]:
         "config": context.get("config") or {},
         "architecture": context.get("architecture") or {},
         "codegen": context.get("codegen") or {},
+        "compression": context.get("compression") or {},
     }
+
+
+def training_watch(context: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, str]:
+    """The training observer's record in a few lines: the kept model's curve, phases, advice acted on."""
+    from tools.observer.report import advice_lines, curve_line, phases_line
+
+    out: dict[str, str] = {}
+    curve = curve_line(context.get("training_metrics") or [], (context.get("best_metric") or {}).get("model"))
+    if curve:
+        out["curve"] = curve
+    phases = phases_line(events)
+    if phases:
+        out["phases"] = phases
+    for i, line in enumerate(advice_lines(events)[-3:], 1):
+        out[f"advice {i}"] = line
+    return out
 
 
 @friendly

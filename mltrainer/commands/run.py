@@ -78,10 +78,12 @@ def resume(
     job_id: str = typer.Argument(..., help="The job to continue (see `mltrainer jobs`)."),
     json_mode: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the live view."),
     until: Optional[str] = typer.Option(None, "--until", metavar="STAGE", help="Stop after this stage."),
+    budget_cost: Optional[str] = typer.Option(None, "--budget-cost", metavar="USD",
+                                              help="New budget.cost (e.g. 5 or $5) for a job the budget stopped."),
 ) -> None:
     """Continue a failed, interrupted or paused job at the first stage that has not completed."""
     from orchestrator.context import JobContext
-    from orchestrator.errors import UsageError
+    from orchestrator.errors import SpecError, UsageError
 
     check_stage(until)
     store = open_store()
@@ -89,6 +91,13 @@ def resume(
         context = JobContext.from_json(store.require_job(job_id).context_json)
         if context.status == "done":
             raise UsageError(f"Job '{job_id}' is already done; 'mltrainer show {job_id}' shows its results.")
+        if budget_cost is not None:
+            from mltrainer.spec import parse_money
+
+            try:
+                context.spec.setdefault("budget", {})["cost"] = parse_money(budget_cost)
+            except ValueError as err:
+                raise SpecError(f"--budget-cost: {err}.") from None
         code = run_pipeline(store, context, json_mode=json_mode, resumed=True, create=False, until=until)
     finally:
         store.close()

@@ -22,6 +22,8 @@ MODEL_FAMILIES: dict[str, str] = {
     "image_classification": "tools.models.image:IMAGE_MODELS",
     "image_regression": "tools.models.image:IMAGE_MODELS",
     "time_series_forecasting": "tools.models.timeseries:FORECASTER",
+    "object_detection": "tools.models.detector:DETECTOR",
+    "llm_finetuning": "tools.models.llm_finetune:LLM_FINETUNE",
 }
 
 

@@ -30,8 +30,10 @@ plus ``predict_file(folder, input_path, output_path) -> int`` (rows written) and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -127,8 +129,8 @@ def export_torchscript(model: Any, example: Any, path: Path, check: Any = None) 
             traced = torch.jit.trace(model, example)
             traced.save(str(path))
             reloaded = torch.jit.load(str(path))
-            probe = example if check is None else check
-            expected, got = model(probe), reloaded(probe)
+            probe = _as_tuple(example if check is None else check)
+            expected, got = model(*probe), reloaded(*probe)
         diff = float((expected.float() - got.float()).abs().max())
     except Exception as err:  # noqa: BLE001 - tracing fails in many ways; the export stays valid without it
         path.unlink(missing_ok=True)
@@ -137,6 +139,140 @@ def export_torchscript(model: Any, example: Any, path: Path, check: Any = None) 
         path.unlink(missing_ok=True)
         return {"torchscript": None, "reason": f"traced outputs differ from eager torch by {diff:.2e}"}
     return {"torchscript": path.name, "max_abs_diff": diff}
+
+
+#: An ONNX graph must reproduce torch's outputs to within this (absolute, plus the same share of the
+#: output's scale) on inputs other than the exported ones to be shipped.
+ONNX_TOLERANCE = 1e-4
+ONNX_OPSET = 18
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _onnx_compare(model: Any, path: Path, check: tuple[Any, ...], input_names: tuple[str, ...]) -> float:
+    """Largest difference between onnxruntime and eager torch on ``check``, relative to the output scale."""
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {name: tensor.detach().cpu().numpy() for name, tensor in zip(input_names, check)}
+    got = session.run(None, feeds)
+    with torch.no_grad():
+        expected = [t.detach().float().cpu().numpy() for t in _as_tuple(model(*check))]
+    if len(got) != len(expected):
+        raise ValueError(f"onnxruntime returned {len(got)} outputs, torch {len(expected)}")
+    worst = 0.0
+    for e, g in zip(expected, got):
+        if e.shape != g.shape:
+            raise ValueError(f"onnxruntime output shape {g.shape} differs from torch {e.shape}")
+        scale = 1.0 + float(np.abs(e).max()) if e.size else 1.0
+        worst = max(worst, float(np.abs(e - g.astype(np.float32)).max()) / scale if e.size else 0.0)
+    return worst
+
+
+@contextlib.contextmanager
+def _quiet_exporters() -> Iterator[None]:
+    """The exporters talk on the terminal the live view draws on: the TorchScript-based one dumps its whole
+    graph on stdout when it fails (torch enables its ONNX log whatever ``verbose`` says) and the dynamo one
+    logs missing torchvision ops. Silence both for the call, without touching stdout itself."""
+    import logging
+
+    import torch
+
+    logger = logging.getLogger("torch.onnx")
+    level, log = logger.level, torch._C._jit_onnx_log
+    logger.setLevel(logging.ERROR)
+    torch._C._jit_onnx_log = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        torch._C._jit_onnx_log = log
+        logger.setLevel(level)
+
+
+def export_onnx(model: Any, example: Any, path: Path, check: Any = None, input_names: tuple[str, ...] = ("input",),
+                output_names: tuple[str, ...] = ("output",), dynamic_axes: dict[str, dict[int, str]] | None = None) -> dict[str, Any]:
+    """Export ``model`` to ONNX at ``path`` and run it with onnxruntime against eager torch on ``check``
+    (other inputs than the exported ones, another batch size where given) — kept only when close.
+
+    The TorchScript-based exporter goes first (fast, needs nothing else); the dynamo exporter
+    (torch.export + onnxscript) is the fallback for models it cannot trace. The batch axis (0) of
+    every input and output is dynamic unless ``dynamic_axes`` says otherwise. Returns what happened,
+    for the export report: the file, exporter and largest difference, or the reason none was shipped.
+    """
+    import warnings
+
+    import torch
+
+    example, probe = _as_tuple(example), _as_tuple(example if check is None else check)
+    axes = dynamic_axes if dynamic_axes is not None else {n: {0: "batch"} for n in (*input_names, *output_names)}
+    model.eval()
+    try:
+        import onnxruntime  # noqa: F401 - the check below needs it; no check, no file
+    except ImportError:
+        return {"onnx": None, "reason": "onnxruntime is not installed, so an ONNX file could not be checked"}
+    failures: list[str] = []
+    for exporter in ("torchscript", "dynamo"):
+        path.unlink(missing_ok=True)
+        try:
+            with torch.no_grad(), warnings.catch_warnings(), _quiet_exporters():
+                warnings.simplefilter("ignore")
+                if exporter == "torchscript":
+                    torch.onnx.export(model, example, str(path), input_names=list(input_names),
+                                      output_names=list(output_names), dynamic_axes=axes, opset_version=ONNX_OPSET,
+                                      dynamo=False, verbose=False)
+                else:
+                    shapes = tuple({axis: torch.export.Dim.AUTO for axis in axes.get(name, {})}
+                                   for name in input_names)
+                    torch.onnx.export(model, example, str(path), input_names=list(input_names),
+                                      output_names=list(output_names), dynamic_shapes=shapes,
+                                      opset_version=ONNX_OPSET, dynamo=True, external_data=False, verbose=False)
+            diff = _onnx_compare(model, path, probe, input_names)
+        except Exception as err:  # noqa: BLE001 - exporters fail in many ways; the export stays valid without ONNX
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            failures.append(f"{exporter} exporter: {type(err).__name__}: {first}")
+            continue
+        if diff <= ONNX_TOLERANCE:
+            return {"onnx": path.name, "exporter": exporter, "opset": ONNX_OPSET, "max_rel_diff": diff,
+                    "inputs": list(input_names), "outputs": list(output_names)}
+        failures.append(f"{exporter} exporter: onnxruntime outputs differ from torch by {diff:.2e} (relative)")
+    path.unlink(missing_ok=True)
+    for leftover in path.parent.glob(path.name + ".data"):
+        leftover.unlink()
+    return {"onnx": None, "reason": "; ".join(failures)}
+
+
+def export_formats(model: Any, example: Any, check: Any, staging: Path, input_names: tuple[str, ...] = ("input",),
+                   output_names: tuple[str, ...] = ("output",), dynamic_axes: dict[str, dict[int, str]] | None = None,
+                   torchscript: bool = True) -> dict[str, Any]:
+    """TorchScript and ONNX beside the safetensors weights, each checked against eager torch on ``check``;
+    writes ``exports.json`` (which formats were written, and why any was not) and returns it."""
+    report: dict[str, Any] = {"formats": ["safetensors"]}
+    if torchscript:
+        report["torchscript"] = export_torchscript(model, example, staging / "model.torchscript.pt", check=check)
+        if report["torchscript"].get("torchscript"):
+            report["formats"].append("torchscript")
+    report["onnx"] = export_onnx(model, example, staging / "model.onnx", check=check, input_names=input_names,
+                                 output_names=output_names, dynamic_axes=dynamic_axes)
+    if report["onnx"].get("onnx"):
+        report["formats"].append("onnx")
+    (staging / "exports.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def export_checked(model: Any, inputs: Any, staging: Path, input_names: tuple[str, ...] = ("input",),
+                   output_names: tuple[str, ...] = ("output",)) -> dict[str, Any]:
+    """:func:`export_formats` on real rows: traced/exported on the first four of ``inputs`` (a numpy array
+    of model inputs), checked on the others reversed — other values and another batch size."""
+    import numpy as np
+    import torch
+
+    rows = torch.from_numpy(np.ascontiguousarray(np.asarray(inputs)[:8]))
+    check = rows.flip(0)[:7] if len(rows) > 1 else rows
+    return export_formats(model, rows[:4], check, staging, input_names, output_names)
 
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -2,8 +2,8 @@
 
 The nets live in :mod:`tools.models.image_nets` (pure torch); the architecture summary builds them
 here, the training script gets their source inlined, and the export ships the file next to
-predict.py, so all three use the same code. Pretrained backbones need timm/transformers, which
-this version does not have, so asking for one is refused at the config stage.
+predict.py, so all three use the same code. Pretrained image backbones are not wired in (timm is
+not installed), so asking for one is refused at the config stage.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def resolve_config(task_type: str, meta: dict[str, Any], locked: dict[str, Any],
                    time_budget: float | None) -> dict[str, Any]:
     """Data-driven defaults (rows, image size, channels), then the user's locked values on top."""
     if locked.get("backbone"):
-        raise UnsupportedError(f"Pretrained image backbones such as '{locked['backbone']}' need timm/transformers, "
-                               "which are not available in this version; remove 'backbone' from the spec to train "
-                               "a small CNN from scratch.")
+        raise UnsupportedError(f"Pretrained image backbones such as '{locked['backbone']}' are not supported by this "
+                               "version (timm is not installed and timm/transformers image backbones are not wired in); "
+                               "remove 'backbone' from the spec to train a small CNN from scratch.")
     arch = locked.get("arch") or locked.get("model") or "cnn"
     arch = "cnn" if arch == "auto" else arch
     if arch not in ARCHS:
@@ -143,7 +143,10 @@ class ImageModels:
 
     def template_values(self, task_type: str, config: dict[str, Any], architecture: dict[str, Any],
                         job_id: str) -> dict[str, Any]:
-        return {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id, "nets_source": nets_source()}
+        from tools.lab.pipeline import template_hook
+
+        values = {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id, "nets_source": nets_source()}
+        return template_hook(self.name, values, config, architecture)
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         import numpy as np
@@ -151,7 +154,10 @@ class ImageModels:
         from tools.metrics import classification_metrics, regression_metrics
         from tools.models.base import stage_export
 
-        module = stage_export(staging, "image", data_dir, ("meta.json",), {NETS.name: NETS}, EXPORT_REQUIREMENTS)
+        from tools.lab.byo import custom_nets
+
+        nets = custom_nets(run_out) or NETS  # a custom model (tools/lab) ships its own nets file under this name
+        module = stage_export(staging, "image", data_dir, ("meta.json",), {NETS.name: nets}, EXPORT_REQUIREMENTS)
         meta = json.loads((data_dir / "meta.json").read_text())
         predictor = module.Predictor.load(str(staging))
         X = np.load(data_dir / "X_test.npy")
@@ -159,11 +165,11 @@ class ImageModels:
         predictions = predictor.predict(X)
         import torch
 
-        from tools.models.base import export_torchscript
+        from tools.models.base import export_formats
 
-        batch = torch.from_numpy(np.ascontiguousarray(X[:8])).float()
-        traced = export_torchscript(predictor.model, batch[:4], staging / "model.torchscript.pt", check=batch.flip(0))
-        (staging / "torchscript.json").write_text(json.dumps(traced, indent=2))
+        batch = torch.from_numpy(np.ascontiguousarray(X[:8])).float()  # checked on another batch (other size too)
+        formats = export_formats(predictor.model, batch[:4], batch.flip(0)[:7], staging, ("pixels",), ("outputs",))
+        (staging / "torchscript.json").write_text(json.dumps(formats["torchscript"], indent=2))
         if len(predictions) != len(y):
             raise TrainingError("The exported predict.py returned a different number of predictions than images.")
         if TASKS[task_type] == "classification":

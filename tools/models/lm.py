@@ -148,7 +148,10 @@ class LanguageModel:
 
     def template_values(self, task_type: str, config: dict[str, Any], architecture: dict[str, Any],
                         job_id: str) -> dict[str, Any]:
-        return {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id, "nets_source": nets_source()}
+        from tools.lab.pipeline import template_hook
+
+        values = {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id, "nets_source": nets_source()}
+        return template_hook(self.name, values, config, architecture)
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         import numpy as np

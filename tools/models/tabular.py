@@ -46,8 +46,12 @@ def batch_size_for(rows: int) -> int:
 
 
 def min_leaf_for(rows: int) -> int:
-    """HGB's 20 rows a leaf, scaled down for small tables so trees can still split."""
-    return int(min(20, max(3, rows // 50)))
+    """HGB's 20 rows a leaf, scaled down only for tables under 100 rows so trees can still split.
+
+    bench/tabular_quality.py (GBDT alone, 5 split seeds): 20 rows a leaf beat the earlier rows // 50
+    (3-7 on these tables) on diabetes (R² 0.38 vs 0.32), wine (0.989 vs 0.978) and breast cancer
+    (0.965 vs 0.963): small leaves overfit small tables."""
+    return int(min(20, max(3, rows // 5)))
 
 
 def resolve_config(rows: int, locked: dict[str, Any], time_budget: float | None) -> dict[str, Any]:
@@ -109,7 +113,10 @@ class Tabular:
 
     def template_values(self, task_type: str, config: dict[str, Any], architecture: dict[str, Any],
                         job_id: str) -> dict[str, Any]:
-        return {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id}
+        from tools.lab.pipeline import template_hook
+
+        return template_hook(self.name, {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id}, config,
+                             architecture)
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         import json
@@ -118,16 +125,63 @@ class Tabular:
 
         from tools.metrics import classification_metrics, regression_metrics
 
-        predict = stage_export(staging, "tabular", data_dir, ("transform.json",),
-                               {"transform.py": TOOLS / "tabular_transform.py"}, EXPORT_REQUIREMENTS)
+        from tools.lab.byo import custom_nets
+
+        extra, requirements = {"transform.py": TOOLS / "tabular_transform.py"}, EXPORT_REQUIREMENTS
+        nets = custom_nets(run_out)
+        if nets is not None:  # a custom model (tools/lab): predict.py runs it with torch
+            extra["custom_nets.py"], requirements = nets, "torch==2.13.0\n" + EXPORT_REQUIREMENTS
+        predict = stage_export(staging, "tabular", data_dir, ("transform.json",), extra, requirements)
         target = json.loads((data_dir / "meta.json").read_text())["target"]
         test_rows = pd.read_csv(data_dir / "test_rows.csv")
         predictions = predict.predict_frame(staging, test_rows.drop(columns=[target]))
         if len(predictions) != len(test_rows):
             raise TrainingError("The exported predict.py returned a different number of rows than it was given.")
+        export_model_formats(predict, staging, data_dir)
         if task_type == "tabular_classification":
             return classification_metrics(test_rows[target].to_numpy(), predictions[target].to_numpy())
         return regression_metrics(test_rows[target].to_numpy(), predictions[target].to_numpy())
+
+
+def export_model_formats(predict: Any, staging: Path, data_dir: Path) -> dict[str, Any]:
+    """TorchScript + ONNX of the kept MLP (input: transformed features, output: raw scores — logits, or the
+    target for regression), rebuilt in torch from the exported weights and checked against predict.py's
+    numpy forward first; a GBDT is not a torch model, so exports.json says why it has neither."""
+    import json
+
+    import numpy as np
+
+    from tools.models.base import export_checked
+
+    model = predict.load_model(str(staging))
+    X = np.load(data_dir / "X_test.npy").astype(np.float32)[:8]
+    if model.kind != "mlp":
+        reason = ("a gradient-boosted tree ensemble is not a torch model; predict.py runs it in numpy"
+                  if model.kind == "gbdt" else "a custom model ships as custom_nets.py + safetensors only")
+        report = {"formats": ["safetensors"], "torchscript": {"torchscript": None, "reason": reason},
+                  "onnx": {"onnx": None, "reason": reason}}
+        (staging / "exports.json").write_text(json.dumps(report, indent=2))
+        return report
+    import torch
+
+    layers: list[Any] = []
+    names = model.architecture["weights"]
+    for i, name in enumerate(names):
+        weight = torch.from_numpy(np.asarray(model.tensors[f"{name}.weight"], dtype=np.float32))
+        linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            linear.bias.copy_(torch.from_numpy(np.asarray(model.tensors[f"{name}.bias"], dtype=np.float32)))
+        layers += [linear] + ([torch.nn.ReLU()] if i < len(names) - 1 else [])
+    net = torch.nn.Sequential(*layers).eval()
+    with torch.no_grad():
+        rebuilt = net(torch.from_numpy(X)).double().numpy()
+    if not np.allclose(rebuilt, predict._mlp_raw(model, X), rtol=1e-4, atol=1e-4):
+        raise TrainingError("The MLP rebuilt in torch for ONNX/TorchScript does not match predict.py's forward.")
+    report = export_checked(net, X, staging, ("features",), ("scores",))
+    report["input"] = "transformed features: transform.py applies transform.json to raw rows first"
+    (staging / "exports.json").write_text(json.dumps(report, indent=2))
+    return report
 
 
 TABULAR = Tabular()

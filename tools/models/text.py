@@ -108,7 +108,12 @@ class TextClassifier:
 
     def config(self, task_type: str, meta: dict[str, Any], locked: dict[str, Any],
                time_budget: float | None) -> dict[str, Any]:
-        config = resolve_config(meta, locked, time_budget)
+        from tools.models import text_pretrained
+
+        if text_pretrained.backbone_of(locked, meta):  # a named backbone: its pretrained encoder, fine-tuned
+            config = text_pretrained.resolve_config(meta, locked, time_budget)
+        else:
+            config = resolve_config(meta, locked, time_budget)
         config["task_type"] = task_type
         return config
 
@@ -118,6 +123,10 @@ class TextClassifier:
         from tools.model_summary import summarize
         from tools.models.text_classifier_nets import NETS, build_net
 
+        if config["arch"] == "pretrained":
+            from tools.models import text_pretrained
+
+            return text_pretrained.architecture(config, meta)
         kwargs = net_arguments(config, meta)
         names = ["bow", "transformer"] if config["arch"] == "auto" else [config["arch"]]
         generator = torch.Generator().manual_seed(0)
@@ -141,23 +150,37 @@ class TextClassifier:
 
     def template_values(self, task_type: str, config: dict[str, Any], architecture: dict[str, Any],
                         job_id: str) -> dict[str, Any]:
-        return {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id, "nets_source": nets_source()}
+        from tools.lab.pipeline import template_hook
+
+        if config["arch"] == "pretrained":  # train.py.j2 includes pretrained.py.j2 for it
+            from tools.models import text_pretrained
+
+            return text_pretrained.template_values(config, job_id)
+        values = {**{key: config[key] for key in TEMPLATE_KEYS}, "job_id": job_id, "nets_source": nets_source()}
+        return template_hook(self.name, values, config, architecture)
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         import numpy as np
         import pandas as pd
 
+        from tools.lab.byo import custom_nets
         from tools.metrics import classification_metrics
         from tools.models.base import stage_export
 
+        from tools.models.text_pretrained import export_files
+
+        nets, requirements = export_files(run_out) or (custom_nets(run_out) or NETS_FILE, EXPORT_REQUIREMENTS)
         module = stage_export(staging, "text_classifier", data_dir, ("tokenizer.json", "meta.json"),
-                              {NETS_FILE.name: NETS_FILE}, EXPORT_REQUIREMENTS)
+                              {NETS_FILE.name: nets}, requirements)
         classes = json.loads((data_dir / "meta.json").read_text())["classes"]
         test = pd.read_parquet(data_dir / "test.parquet")
         predictor = module.Predictor.load(str(staging))
         proba = predictor.predict_proba(test["text"].tolist())
         if len(proba) != len(test):
             raise TrainingError("The exported predict.py returned a different number of rows than it was given.")
+        from tools.models.base import export_checked
+
+        export_checked(predictor.model, predictor.encode(test["text"].tolist()[:8]), staging, ("ids",), ("logits",))
         predicted = [classes[i] for i in np.asarray(proba).argmax(axis=1)]
         metrics = classification_metrics(test["label"].astype(str).to_numpy(), np.asarray(predicted, dtype=str))
         if len(classes) == 2:

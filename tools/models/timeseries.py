@@ -154,8 +154,11 @@ class Forecaster:
     def template_values(self, task_type: str, config: dict[str, Any], architecture: dict[str, Any],
                         job_id: str) -> dict[str, Any]:
         plan = [c["name"] for c in architecture.get("candidates", [])] or ["linear", "mlp"]
-        return {**{key: config[key] for key in TEMPLATE_KEYS}, "candidates": plan, "job_id": job_id,
-                "nets_source": nets_source()}
+        from tools.lab.pipeline import template_hook
+
+        values = {**{key: config[key] for key in TEMPLATE_KEYS}, "candidates": plan, "job_id": job_id,
+                  "nets_source": nets_source()}
+        return template_hook(self.name, values, config, architecture)
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         """Ship predict.py, the nets and meta.json; score the test windows through the export."""
@@ -173,6 +176,9 @@ class Forecaster:
         if pred.shape != truth.shape:
             raise TrainingError(f"The exported predict.py returned forecasts of shape {pred.shape} for {truth.shape}.")
         self._check_rows_path(predictor, data_dir, meta, pred)
+        from tools.models.base import export_checked
+
+        export_checked(predictor.model, X.astype(np.float32), staging, ("windows",), ("forecast",))
         return forecast_metrics(truth, pred, float(predictor.info["mase_scale"]))
 
     @staticmethod

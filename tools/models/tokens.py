@@ -6,7 +6,7 @@ linear head) and ``bilstm`` (embedding + bidirectional LSTM + linear head). Up t
 validation is kept; above it the transformer is picked by size (it parallelises over positions).
 The primary metric is seqeval-style entity F1 (exact spans from BIO/BIOES tags); tags without
 chunk prefixes (POS) are scored by token accuracy. Each word is tagged by its first sub-token.
-Pretrained backbones need the transformers library, so a ``backbone`` is refused at the config stage.
+Pretrained encoders are wired for text classification only, so a ``backbone`` is refused at the config stage.
 
 The networks and the scoring live in ``token_tagger_nets.py``: inlined into train.py, measured by
 the architecture summary and shipped next to the exported predict.py — one code path.
@@ -66,8 +66,8 @@ def resolve_config(meta: dict[str, Any], locked: dict[str, Any], time_budget: fl
     backbone = locked.get("backbone") or (meta.get("tokenizer") or {}).get("backbone")
     if backbone:  # refused rather than silently trained from scratch on the backbone's tokenizer
         raise UnsupportedError(f"Pretrained token-classification backbones such as '{backbone}' are not supported by "
-                               "this version (they need the transformers library); remove hyperparameters.backbone "
-                               "to train a tagger from scratch.")
+                               "this version (pretrained encoders are wired for text classification only); remove "
+                               "hyperparameters.backbone to train a tagger from scratch.")
     rows = int(meta["splits"]["train"])
     defaults: dict[str, Any] = dict(next(rule for bound, rule in SIZE_RULES if rows <= bound))
     defaults.update(batch_size=batch_size_for(rows), arch="auto" if rows <= AUTO_MAX_ROWS else "transformer",
@@ -137,7 +137,10 @@ class TokenTagger:
 
     def template_values(self, task_type: str, config: dict[str, Any], architecture: dict[str, Any],
                         job_id: str) -> dict[str, Any]:
-        return {**{key: config[key] for key in TEMPLATE_KEYS}, "nets_source": nets_body(), "job_id": job_id}
+        from tools.lab.pipeline import template_hook
+
+        values = {**{key: config[key] for key in TEMPLATE_KEYS}, "nets_source": nets_body(), "job_id": job_id}
+        return template_hook(self.name, values, config, architecture)
 
     def export(self, task_type: str, run_out: Path, data_dir: Path, staging: Path) -> dict[str, float]:
         from tools.models.base import stage_export

@@ -497,6 +497,10 @@ class LanguageModelling:
 
         from tools.prep.tokenizer import describe_tokenizer
 
+        if options.task_type == FINETUNING:  # untokenized JSON lines: the script uses the base model's tokenizer
+            from tools.prep.llm_finetune import prepare_finetuning
+
+            return prepare_finetuning(path, options, inspection, out_dir, log)
         requested = int_param(options, "block_size", None, 1)
         corpus = load_corpus(path, options, log)
         parts, how, ranges = split_documents(corpus.documents, options)

