@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = ["churn", "houses", "wine", "sms_spam", "ner", "word_translation", "corpus_lm", "digits_images",
-            "daily_sales", "iris_clusters"]
+            "daily_sales", "iris_clusters", "shapes_detection", "sms_minilm"]
 
 
 def run(name: str, home: Path) -> str:
