@@ -176,6 +176,8 @@ def test_config_rules_locked_values_and_refusals() -> None:
         IMAGE_MODELS.config("image_classification", META, {"backbone": "resnet18"}, None)
     with pytest.raises(SpecError, match="cnn, mlp"):
         IMAGE_MODELS.config("image_classification", META, {"arch": "vit"}, None)
+    with pytest.raises(SpecError, match="hyperparameter 'optimizer' must be one of .* for image models, got 'lion'"):
+        IMAGE_MODELS.config("image_classification", META, {"optimizer": "lion"}, None)
     with pytest.raises(UnsupportedError):
         IMAGE_MODELS.config("object_detection", META, {}, None)
 

@@ -93,6 +93,16 @@ def merge_locked(defaults: dict[str, Any], locked: dict[str, Any], time_budget: 
     config["locked"] = sorted(k for k in locked if k not in ("val_fraction", "test_fraction"))
     return config
 
+def check_choices(config: dict[str, Any], choices: tuple[tuple[str, tuple[str, ...]], ...], models: str) -> None:
+    """Each (key, allowed) of ``choices`` must hold one of its values; else a SpecError naming the key."""
+    from orchestrator.errors import SpecError
+
+    for key, allowed in choices:
+        if config[key] not in allowed:
+            raise SpecError(f"hyperparameter '{key}' must be one of {', '.join(allowed)} for {models}, "
+                            f"got {config[key]!r}; change it in the spec.")
+
+
 def load_predict_module(export_dir: Path) -> ModuleType:
     """Import an export's predict.py by path (works from any working directory)."""
     from orchestrator.errors import TrainingError

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError, UnsupportedError
-from tools.models.base import merge_locked
+from tools.models.base import check_choices, merge_locked
 
 NETS = Path(__file__).resolve().parent / "detector_nets.py"
 ARCHS = {"centernet": "CenterNet-style detector from scratch"}
@@ -37,12 +37,6 @@ TEMPLATE_KEYS = (
     "time_budget", "compile",
 )
 EXPORT_REQUIREMENTS = "# Exact torch pin: a range lets pip pull a different (CUDA) build.\ntorch==2.13.0\nnumpy\nsafetensors\nPillow\n"
-
-
-def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
-    if config[key] not in allowed:
-        raise SpecError(f"hyperparameter '{key}' must be one of {', '.join(allowed)} for the detector, "
-                        f"got {config[key]!r}; change it in the spec.")
 
 
 def resolve_config(task_type: str, meta: dict[str, Any], locked: dict[str, Any],
@@ -67,8 +61,7 @@ def resolve_config(task_type: str, meta: dict[str, Any], locked: dict[str, Any],
         user["scheduler"] = user.pop("lr_scheduler")
     config = merge_locked(defaults, user, time_budget)
     config["locked"] = sorted(k for k in locked if k not in ("val_fraction", "test_fraction"))
-    for key, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("precision", PRECISIONS)):
-        _choice(config, key, allowed)
+    check_choices(config, (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("precision", PRECISIONS)), "the detector")
     if size // (2 ** int(config["layers"])) < 2:
         raise SpecError(f"layers={config['layers']} downsamples {size}×{size} images below 2×2 cells; "
                         f"use at most {default_layers(size)} or a larger image_size.")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, TrainingError, UnsupportedError
-from tools.models.base import merge_locked
+from tools.models.base import check_choices, merge_locked
 
 NETS = Path(__file__).resolve().parent / "image_nets.py"
 #: The catalogue (the nets are in image_nets.py; named here too so config needs no torch import).
@@ -51,12 +51,6 @@ def cnn_stages(image_size: int) -> int:
     return int(min(5, max(2, round(math.log2(max(image_size, 4))) - 1)))
 
 
-def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
-    if config[key] not in allowed:
-        raise SpecError(f"hyperparameter '{key}' must be one of {', '.join(allowed)} for image models, "
-                        f"got {config[key]!r}; change it in the spec.")
-
-
 def resolve_config(task_type: str, meta: dict[str, Any], locked: dict[str, Any],
                    time_budget: float | None) -> dict[str, Any]:
     """Data-driven defaults (rows, image size, channels), then the user's locked values on top."""
@@ -80,8 +74,7 @@ def resolve_config(task_type: str, meta: dict[str, Any], locked: dict[str, Any],
         user["scheduler"] = user.pop("lr_scheduler")
     config = merge_locked(defaults, user, time_budget)
     config["locked"] = sorted(k for k in locked if k not in ("val_fraction", "test_fraction"))
-    for key, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("precision", PRECISIONS)):
-        _choice(config, key, allowed)
+    check_choices(config, (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("precision", PRECISIONS)), "image models")
     return config
 
 
