@@ -161,6 +161,10 @@ class TrainingAgent(BaseAgent):
         thresholds = dataclasses.replace(THRESHOLDS, stall_seconds=float(monitor.get("stall_timeout") or 600.0),
                                          cooldown=float(monitor.get("cooldown") or 300.0))
         url = os.environ.get(monitor["webhook_env"], "") if monitor.get("webhook_env") else monitor.get("webhook")
+        if url and url.startswith("⟨secret:"):  # the spec's URL, kept in the vault (mltrainer run put it there)
+            from tools.vault import Vault
+
+            url = Vault().get(context.job_id, url) or ""
         webhook = None
         if url:
             try:

@@ -393,7 +393,7 @@ class MonitorSpec(_Strict):
     @field_validator("webhook")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is not None and not value.startswith(("http://", "https://", "⟨secret:")):  # or its vault reference
             raise ValueError("a webhook must be an http:// or https:// URL")
         return value
 

@@ -367,3 +367,38 @@ def test_the_live_renderer_shows_phase_badges_eta_intervals_advice_and_alerts() 
     assert "PLATEAU mlp No new best for 3 evaluations; val accuracy plateaued at 0.875" in text
     assert "acting on advice: mlp Stopping now saves 5 epochs." in text
     assert "alert (memory_leak): Memory grew 27%" in text
+
+
+class TokenHook(QuietJSONHandler):
+    paths: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        TokenHook.paths.append(self.path)
+        self.send_json(200, {"ok": True})
+
+
+def test_a_spec_webhook_url_is_kept_in_the_vault_and_still_called(tmp_path: Path, sealed_home: Path) -> None:
+    """Slack/Discord/Telegram put the token in the URL: the job keeps a vault reference, the POST uses the URL."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from mltrainer.app import app
+    from tests.conftest import make_classification_frame, write_spec
+
+    token = "T0KEN9shouldNEVERbeSTORED"
+    TokenHook.paths = []
+    make_classification_frame(300).to_csv(tmp_path / "data.csv", index=False)
+    with loopback(TokenHook) as url:
+        spec = write_spec(tmp_path, extra=f"monitor:\n  webhook: {url}/services/{token}\n")
+        result = CliRunner().invoke(app, ["run", str(spec), "--job-id", "hooked"])
+    assert result.exit_code == 0, result.output
+    assert TokenHook.paths and all(path == f"/services/{token}" for path in TokenHook.paths)
+    with sqlite3.connect(sealed_home / "mltrainer.db") as conn:
+        dump = "\n".join(conn.iterdump())
+    assert "secret:webhook_url:" in dump and token not in dump  # (the ref's brackets are JSON-escaped)
+    for path in sealed_home.rglob("*"):
+        if path.is_file() and path.name != "vault.json" and not path.name.startswith("mltrainer.db"):
+            assert token not in path.read_text(errors="replace"), path
+    assert token not in result.output

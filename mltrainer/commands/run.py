@@ -56,6 +56,11 @@ def run(
         raise
     spec_dict = parsed.model_dump(mode="json")
     spec_dict["data"]["source"] = source
+    monitor = spec_dict.get("monitor") or {}
+    if monitor.get("webhook") and not str(monitor["webhook"]).startswith("⟨secret:"):
+        # a webhook URL is a credential (Slack, Discord and Telegram put the token in it): the job
+        # keeps only its vault reference, so it never reaches the store, events or a model card
+        monitor["webhook"] = vault.put(name, "webhook_url", monitor["webhook"])
     context = JobContext(
         job_id=name,
         raw_prompt=parsed.task,
