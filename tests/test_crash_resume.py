@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -120,8 +121,14 @@ def test_ctrl_c_during_training_stops_cleanly_and_resumes(tmp_path: Path) -> Non
     spec = write_spec(tmp_path, hyper={"epochs": 30, "patience": 30, "gbdt_rounds": 20, "batch_size": 16},
                       extra="monitor:\n  auto_stop: false\n")
     home = tmp_path / "home"
+    # Ctrl-C as a terminal sends it: SIGINT handled the default way, even when this test itself runs as a
+    # background job (a non-interactive shell starts those with SIGINT ignored, and children inherit that)
     proc = subprocess.Popen([*MLTRAINER, "run", str(spec), "--job-id", "c"], env=cli_env(home),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    chunks: list[str] = []  # drained while polling, so the child never blocks on a full pipe
+    reader = threading.Thread(target=lambda: chunks.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
     checkpoint = home / "jobs" / "c" / "run" / "out" / "checkpoint.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -132,7 +139,9 @@ def test_ctrl_c_during_training_stops_cleanly_and_resumes(tmp_path: Path) -> Non
         except (OSError, ValueError):
             pass
         time.sleep(0.05)
-    output, _ = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    output = "".join(chunks)
     assert proc.returncode == 130, output
     assert "Traceback" not in output
     assert "mltrainer resume c" in output
