@@ -80,16 +80,9 @@ python predict.py --input INPUT --output predictions.csv
 
 def loss_curve(context: JobContext, staging: Path) -> str:
     """Draw loss per epoch of every model and split into loss_curve.png; the card's section for it."""
-    import math
+    from tools.plot import line_chart, loss_series
 
-    from tools.plot import line_chart
-
-    series: dict[str, list[tuple[float, float]]] = {}
-    for row in context.training_metrics:
-        loss = row.get("loss")
-        if isinstance(loss, (int, float)) and math.isfinite(loss) and isinstance(row.get("epoch"), (int, float)):
-            series.setdefault(f"{row.get('model', 'model')} {row.get('split', 'val')}", []).append(
-                (float(row["epoch"]), float(loss)))
+    series = loss_series(context.training_metrics)
     legend = line_chart(series, staging / "loss_curve.png")
     if not legend:
         (staging / "loss_curve.png").unlink(missing_ok=True)

@@ -55,13 +55,9 @@ def diverged_message(reason: str, lr: float | None) -> str:
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Loss per epoch of every model and split as a PNG (tools/plot.py); None without two points."""
-    from tools.plot import line_chart
+    from tools.plot import line_chart, loss_series
 
-    series: dict[str, list[tuple[float, float]]] = {}
-    for row in rows:
-        loss, epoch = row.get("loss"), row.get("epoch")
-        if isinstance(loss, (int, float)) and isinstance(epoch, (int, float)) and math.isfinite(loss):
-            series.setdefault(f"{row.get('model', 'model')} {row.get('split', 'val')}", []).append((float(epoch), float(loss)))
+    series = loss_series(rows)
     if not any(len(points) >= 2 for points in series.values()):
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +106,6 @@ class TrainingAgent(BaseAgent):
         try:
             result, rebatched = self._train(context, cmd, script, timeout, watch)
         except DivergenceStop as stop:
-            watch.stop()
             plot_curves(watch.rows, Path(context.job_dir) / CURVES_FILE)
             reason = stop.reason.removesuffix(": training diverged")
             raise TrainingError(diverged_message(f"{stop.model}: {reason[:1].lower()}{reason[1:]}", lr)) from None

@@ -32,6 +32,16 @@ def _png(pixels: object) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
+def loss_series(rows: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """Training metric rows → (epoch, loss) points per "model split" (finite losses only)."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        loss, epoch = row.get("loss"), row.get("epoch")
+        if isinstance(loss, (int, float)) and isinstance(epoch, (int, float)) and math.isfinite(loss):
+            series.setdefault(f"{row.get('model', 'model')} {row.get('split', 'val')}", []).append((float(epoch), float(loss)))
+    return series
+
+
 def line_chart(series: dict[str, list[tuple[float, float]]], path: Path) -> list[tuple[str, str]]:
     """Draw each series (x, y points) in its own colour; returns (series name, colour name) for a legend.
 
